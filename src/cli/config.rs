@@ -1,0 +1,261 @@
+//! The TOML run configuration: a plain serde layer (unknown keys rejected with their path,
+//! every key defaulted), `--set section.key=value` overrides, and the effective config written
+//! into the run folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::device::DeviceChoice;
+use crate::data::{DatasetOptions, Format, SyntheticConfig};
+
+/// Where a run writes and what it runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSection {
+    /// Output folder; default `runs/<command>`.
+    pub out_dir: Option<PathBuf>,
+    /// Seed for everything random in the run.
+    pub seed: u64,
+    /// `wgpu`, `wgpu-cpu` or `cpu`.
+    pub device: DeviceChoice,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self { out_dir: None, seed: 42, device: DeviceChoice::Wgpu }
+    }
+}
+
+/// Which dataset and how to prepare it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// `synthetic` (the embedded dataset) or a path: a dataset folder or an interaction file.
+    pub dataset: String,
+    /// `auto`, `lcrec`, `recbole` or `csv`.
+    pub format: Format,
+    /// k-core filter (SPEC: 5 for raw data; 0 or 1 disables it).
+    pub k_core: usize,
+    /// Drop interactions rated below this (formats with ratings only).
+    pub min_rating: Option<f32>,
+    /// History window: the last `max_len` items before each target (SPEC: 20).
+    pub max_len: usize,
+    /// Fraction of items, by training popularity, that form the head bucket.
+    pub head_fraction: f64,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            dataset: "synthetic".into(),
+            format: Format::Auto,
+            k_core: 5,
+            min_rating: None,
+            max_len: 20,
+            head_fraction: 0.2,
+        }
+    }
+}
+
+impl DataSection {
+    /// The dataset options of the data layer.
+    pub fn options(&self) -> DatasetOptions {
+        DatasetOptions { k_core: self.k_core, min_rating: self.min_rating }
+    }
+}
+
+/// How evaluation runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalSection {
+    /// Cut-offs K of Recall@K and NDCG@K.
+    pub ks: Vec<usize>,
+    /// Users per evaluation batch.
+    pub batch_size: usize,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self { ks: vec![5, 10], batch_size: 256 }
+    }
+}
+
+/// A whole run configuration, as read from `configs/*.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// `[run]`
+    pub run: RunSection,
+    /// `[data]`
+    pub data: DataSection,
+    /// `[synthetic]`: the embedded dataset's generator.
+    pub synthetic: SyntheticConfig,
+    /// `[eval]`
+    pub eval: EvalSection,
+}
+
+/// A configuration that cannot be used, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The config file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path}: {msg}")]
+    Syntax {
+        /// The config file.
+        path: String,
+        /// The parser's message (with line and column).
+        msg: String,
+    },
+    /// A key is unknown or has a value of the wrong type or range.
+    #[error("{origin}: {key}: {msg}")]
+    Key {
+        /// The config file, or `--set` for an override.
+        origin: String,
+        /// The dotted key, e.g. `data.k_core`.
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A `--set` argument is not `section.key=value`.
+    #[error("--set {arg:?}: expected section.key=value")]
+    Override {
+        /// The argument as given.
+        arg: String,
+    },
+}
+
+/// Parses an override value as a TOML value, or as a bare string when it is not one
+/// (`--set data.dataset=../data/x` needs no quotes).
+fn parse_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").expect("key v"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Sets `key` (dotted) to `value` in `table`, creating sub-tables.
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value, arg: &str) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError::Override { arg: arg.into() });
+    }
+    let mut t = table;
+    for p in &parts[..parts.len() - 1] {
+        let entry = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        t = entry.as_table_mut().ok_or_else(|| ConfigError::Key {
+            origin: "--set".into(),
+            key: key.into(),
+            msg: format!("{p} is not a section"),
+        })?;
+    }
+    t.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+impl RunConfig {
+    /// Reads `path` (or starts from the defaults when `None`), applies `overrides`
+    /// (`section.key=value`), and checks every value.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self, ConfigError> {
+        let source = path.map_or_else(|| "defaults".to_string(), |p| p.display().to_string());
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Io { path: p.into(), source: e })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax { path: source.clone(), msg: e.to_string() })?
+            }
+            None => toml::Table::new(),
+        };
+        for arg in overrides {
+            let (key, value) = arg.split_once('=').ok_or_else(|| ConfigError::Override { arg: arg.clone() })?;
+            set_path(&mut table, key.trim(), parse_value(value.trim()), arg)?;
+        }
+        let source = if overrides.is_empty() { source } else { format!("{source} (with --set)") };
+        let config: RunConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Key {
+                origin: source.clone(),
+                key: e.path().to_string(),
+                msg: e.inner().to_string(),
+            })?;
+        config.validate().map_err(|(key, msg)| ConfigError::Key { origin: source, key: key.into(), msg })?;
+        Ok(config)
+    }
+
+    /// Checks ranges that the types cannot express; returns the key and the problem.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.data.max_len == 0 {
+            return Err(("data.max_len", "must be at least 1".into()));
+        }
+        if !(0.0..=1.0).contains(&self.data.head_fraction) {
+            return Err(("data.head_fraction", format!("must lie in [0, 1], got {}", self.data.head_fraction)));
+        }
+        if self.eval.ks.is_empty() || self.eval.ks.contains(&0) {
+            return Err(("eval.ks", format!("must be a non-empty list of positive cut-offs, got {:?}", self.eval.ks)));
+        }
+        if self.eval.batch_size == 0 {
+            return Err(("eval.batch_size", "must be at least 1".into()));
+        }
+        self.synthetic.validate().map_err(|m| ("synthetic", m))?;
+        Ok(())
+    }
+
+    /// The config as TOML, as written into the run folder.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a run config always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn partial_files_get_defaults_and_overrides_apply() {
+        let (_d, p) = write("[data]\nk_core = 3\n");
+        let sets = vec!["data.dataset=../x/ml-1m".to_string(), "eval.ks=[1, 20]".into(), "run.device=cpu".into()];
+        let c = RunConfig::load(Some(&p), &sets).unwrap();
+        assert_eq!(c.data.k_core, 3);
+        assert_eq!(c.data.max_len, 20);
+        assert_eq!(c.data.dataset, "../x/ml-1m");
+        assert_eq!(c.eval.ks, vec![1, 20]);
+        assert_eq!(c.run.device, DeviceChoice::Cpu);
+        // The effective config reads back to the same value.
+        let (_d2, p2) = write(&c.to_toml());
+        assert_eq!(RunConfig::load(Some(&p2), &[]).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let (_d, p) = write("[data]\nkcore = 3\n");
+        let e = RunConfig::load(Some(&p), &[]).unwrap_err().to_string();
+        assert!(e.contains("c.toml: data.kcore: unknown field `kcore`"), "{e}");
+        let e = RunConfig::load(None, &["model.layers=4".into()]).unwrap_err().to_string();
+        assert!(e.contains("model: unknown field `model`") || e.contains("unknown field `model`"), "{e}");
+        let e = RunConfig::load(None, &["data.k_core=-1".into()]).unwrap_err().to_string();
+        assert!(e.contains("data.k_core"), "{e}");
+        let e = RunConfig::load(None, &["run.device=tpu".into()]).unwrap_err().to_string();
+        assert!(e.contains("run.device") && e.contains("unknown variant `tpu`"), "{e}");
+        let e = RunConfig::load(None, &["data.head_fraction=1.5".into()]).unwrap_err().to_string();
+        assert!(e.contains("data.head_fraction: must lie in [0, 1]"), "{e}");
+        let e = RunConfig::load(None, &["nonsense".into()]).unwrap_err().to_string();
+        assert!(e.contains("expected section.key=value"), "{e}");
+        let (_d, p) = write("[data\nk_core = 3\n");
+        let e = RunConfig::load(Some(&p), &[]).unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("line 1"), "{e}");
+    }
+}

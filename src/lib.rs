@@ -1,0 +1,18 @@
+//! sidrec: generative recommendation with semantic IDs on any GPU.
+//!
+//! The crate follows the pipeline, one module a stage:
+//! - [`data`]: interaction logs and item text -> chronological sequences, k-core filtering,
+//!   leave-one-out splits, history windows, popularity statistics, embedding matrices, and the
+//!   embedded synthetic dataset;
+//! - [`eval`]: Recall@K / NDCG@K over the full catalogue, head/tail breakdown, baselines;
+//! - [`cli`]: the `sidrec` command line, its TOML run configuration and the run-time choice of
+//!   the Burn device (wgpu, software wgpu, CPU);
+//! - [`artifact`]: atomic writes of everything a run leaves behind.
+//!
+//! Later stages (sentence encoder, RQ-VAE tokenizer, T5/DiscRec generator, constrained beam
+//! search, training loop, custom kernels) get their own modules as they are built.
+
+pub mod artifact;
+pub mod cli;
+pub mod data;
+pub mod eval;

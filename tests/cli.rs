@@ -1,0 +1,123 @@
+//! End-to-end checks of the `sidrec` binary: commands, bad input, real datasets.
+
+mod support;
+
+use support::{assert_clean_failure, beauty_dir, data_dir, sidrec};
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn quickstart_on_cpu_writes_metrics_and_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sidrec(
+        dir.path(),
+        &["quickstart", "--device", "cpu", "--set", "synthetic.users=300", "--set", "synthetic.items=150", "--set", "synthetic.topics=6"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("most-popular") && stdout.contains("not built yet"), "{stdout}");
+    let run = dir.path().join("runs/quickstart");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics.as_array().unwrap().len(), 4);
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("users = 300"), "{config}");
+    assert!(run.join("items.json").exists());
+}
+
+#[test]
+fn stages_not_built_say_so_and_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    for stage in ["embed", "tokenize", "train", "recommend"] {
+        let out = sidrec(dir.path(), &[stage, "--anything", "x"]);
+        assert_clean_failure(&out, &["not built yet", stage]);
+    }
+    let out = sidrec(dir.path(), &["eval", "synthetic", "--checkpoint", "ckpt"]);
+    assert_clean_failure(&out, &["ckpt", "not built yet"]);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        // Malformed JSON, with the line.
+        (vec![write(d, "a.inter.json", "{\"0\": [1, 2,\n").display().to_string()], vec!["a.inter.json:2", "malformed JSON"]),
+        // Malformed CSV row, with the line.
+        (vec![write(d, "b.csv", "user,item,timestamp\nu,i,1\nu,i\n").display().to_string()], vec!["b.csv:3", "expected at least 3 fields"]),
+        // Negative id.
+        (vec![write(d, "c.csv", "user,item\nu,-1\n").display().to_string()], vec!["c.csv:2", "negative item id"]),
+        // NaN timestamp.
+        (vec![write(d, "e.csv", "user,item,timestamp\nu,i,nan\n").display().to_string()], vec!["e.csv:2", "not a finite number"]),
+        // A one-item history after filtering.
+        (
+            vec![
+                write(d, "f.csv", "u,1,1\nu,2,2\nu,3,3\nv,1,1\n").display().to_string(),
+                "--set".into(),
+                "data.k_core=0".into(),
+            ],
+            vec!["dataset f", "one-item history", "data.k_core"],
+        ),
+        // Nothing left after filtering.
+        (vec![write(d, "g.csv", "u,1,1\nu,2,2\nu,3,3\n").display().to_string()], vec!["dataset g", "no interactions left"]),
+        // A missing file.
+        (vec![d.join("missing.inter").display().to_string()], vec!["missing.inter", "no such file"]),
+        // An unknown config key.
+        (vec!["synthetic".into(), "--set".into(), "data.kcore=3".into()], vec!["data.kcore", "unknown field"]),
+    ];
+    for (args, expected) in cases {
+        let mut full = vec!["data", "stats"];
+        full.extend(args.iter().map(String::as_str));
+        let out = sidrec(d, &full);
+        assert_clean_failure(&out, &expected);
+    }
+    // A config file with an unknown key names the file and the key.
+    let cfg = write(d, "bad.toml", "[eval]\nks = [5]\ncutoffs = 3\n");
+    let out = sidrec(d, &["eval", "--config", cfg.to_str().unwrap()]);
+    assert_clean_failure(&out, &["bad.toml", "eval.cutoffs"]);
+}
+
+#[test]
+fn eval_writes_baselines_without_partial_files_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sidrec(dir.path(), &["eval", "synthetic", "--device", "cpu", "--out", "r", "--set", "synthetic.users=200"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.path().join("r/metrics.json")).unwrap();
+    assert!(text.contains("\"head\"") && text.contains("recall@10"));
+    // A failing run leaves no metrics file behind.
+    let bad = write(dir.path(), "x.csv", "u,1,1\n");
+    let out = sidrec(dir.path(), &["eval", bad.to_str().unwrap(), "--out", "r2"]);
+    assert!(!out.status.success());
+    assert!(!dir.path().join("r2/metrics.json").exists());
+}
+
+#[test]
+fn beauty_stats_match_the_published_figures() {
+    let Some(beauty) = beauty_dir() else { return };
+    let out = sidrec(beauty.parent().unwrap(), &["data", "stats", beauty.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["users"], 22363);
+    assert_eq!(s["items"], 12101);
+    assert_eq!(s["interactions"], 198502);
+    assert_eq!(s["train_examples"], 131413);
+    assert_eq!(s["valid_examples"], 22363);
+}
+
+#[test]
+fn movielens_100k_stats_are_sensible() {
+    let Some(ml) = data_dir("ml-100k") else { return };
+    let out = sidrec(&ml, &["data", "stats", ml.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Every ml-100k user has >= 20 ratings; 5-core drops the rarest items only.
+    assert_eq!(s["users"], 943);
+    let items = s["items"].as_u64().unwrap();
+    assert!((1300..1682).contains(&items), "{items}");
+    assert_eq!(s["raw_interactions"], 100000);
+    assert!(s["items_with_text"].as_u64().unwrap() == items, "every ml-100k item has a title");
+}
