@@ -4,15 +4,17 @@
 //! - [`data`]: interaction logs and item text -> chronological sequences, k-core filtering,
 //!   leave-one-out splits, history windows, popularity statistics, embedding matrices, and the
 //!   embedded synthetic dataset;
+//! - [`embed`]: the built-in sentence encoder (all-MiniLM-L6-v2 on the Burn device);
 //! - [`eval`]: Recall@K / NDCG@K over the full catalogue, head/tail breakdown, baselines;
 //! - [`cli`]: the `sidrec` command line, its TOML run configuration and the run-time choice of
 //!   the Burn device (wgpu, software wgpu, CPU);
 //! - [`artifact`]: atomic writes of everything a run leaves behind.
 //!
-//! Later stages (sentence encoder, RQ-VAE tokenizer, T5/DiscRec generator, constrained beam
+//! Later stages (RQ-VAE tokenizer, T5/DiscRec generator, constrained beam
 //! search, training loop, custom kernels) get their own modules as they are built.
 
 pub mod artifact;
 pub mod cli;
 pub mod data;
+pub mod embed;
 pub mod eval;

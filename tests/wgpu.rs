@@ -10,6 +10,8 @@ use rand::{RngExt, SeedableRng};
 use sidrec::cli::device::{info_report, DeviceChoice};
 use sidrec::eval::ranking::{target_ranks, target_ranks_host};
 
+mod support;
+
 fn software_wgpu() -> Option<Device> {
     match DeviceChoice::WgpuCpu.init() {
         Ok(d) => Some(d),
@@ -46,4 +48,13 @@ fn info_reports_the_software_adapter() {
     assert!(report.contains("wgpu adapters found"), "{report}");
     assert!(report.contains("max buffer size"), "{report}");
     assert!(report.contains("f32"), "{report}");
+}
+
+#[test]
+fn minilm_embeddings_on_wgpu_match_the_reference() {
+    let Some(device) = software_wgpu() else { return };
+    let Some(model) = support::model_dir() else { return };
+    // One batch holds every sentence (2 to 256 tokens), so lavapipe compiles one set of
+    // kernels; mixed-length batching itself is covered on the CPU backend.
+    support::assert_minilm_parity(&model, &device, 64, 16);
 }

@@ -81,6 +81,29 @@ impl Default for EvalSection {
     }
 }
 
+/// How item text becomes embeddings (`sidrec embed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedSection {
+    /// Model folder with config.json, tokenizer.json and model.safetensors (all-MiniLM-L6-v2).
+    pub model_dir: Option<PathBuf>,
+    /// Item text fields to use, in this order; empty = every field in file order.
+    pub fields: Vec<String>,
+    /// Longest input in tokens, [CLS] and [SEP] included (at most 512 for MiniLM).
+    pub max_len: usize,
+    /// Texts per batch.
+    pub batch_size: usize,
+    /// Pad batches to a multiple of this many tokens; 0 = automatic (16 on wgpu devices, where
+    /// each new shape compiles kernels; 1 on the CPU backend).
+    pub pad_multiple: usize,
+}
+
+impl Default for EmbedSection {
+    fn default() -> Self {
+        Self { model_dir: None, fields: Vec::new(), max_len: 256, batch_size: 64, pad_multiple: 0 }
+    }
+}
+
 /// A whole run configuration, as read from `configs/*.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -91,6 +114,8 @@ pub struct RunConfig {
     pub data: DataSection,
     /// `[synthetic]`: the embedded dataset's generator.
     pub synthetic: SyntheticConfig,
+    /// `[embed]`
+    pub embed: EmbedSection,
     /// `[eval]`
     pub eval: EvalSection,
 }
@@ -199,6 +224,12 @@ impl RunConfig {
         }
         if self.eval.ks.is_empty() || self.eval.ks.contains(&0) {
             return Err(("eval.ks", format!("must be a non-empty list of positive cut-offs, got {:?}", self.eval.ks)));
+        }
+        if self.embed.batch_size == 0 {
+            return Err(("embed.batch_size", "must be at least 1".into()));
+        }
+        if self.embed.max_len < 2 {
+            return Err(("embed.max_len", "must be at least 2 ([CLS] and [SEP])".into()));
         }
         if self.eval.batch_size == 0 {
             return Err(("eval.batch_size", "must be at least 1".into()));

@@ -34,6 +34,17 @@ impl std::fmt::Display for DeviceChoice {
     }
 }
 
+impl DeviceChoice {
+    /// How many tokens to pad sequence batches to by default: on wgpu each distinct shape
+    /// compiles kernels, so lengths are bucketed; the CPU backend pads to the longest only.
+    pub fn default_pad_multiple(self) -> usize {
+        match self {
+            DeviceChoice::Cpu => 1,
+            DeviceChoice::Wgpu | DeviceChoice::WgpuCpu => 16,
+        }
+    }
+}
+
 /// What the wgpu runtime chose for a device.
 #[derive(Debug, Clone)]
 pub struct AdapterSummary {

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod data_cmd;
 pub mod device;
+pub mod embed_cmd;
 pub mod eval_cmd;
 pub mod quickstart;
 pub mod run;
@@ -90,8 +91,16 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Item embeddings from item text (not built yet).
-    Embed(Pending),
+    /// Item embeddings from item text with the built-in sentence encoder (all-MiniLM-L6-v2).
+    Embed {
+        /// Dataset: `synthetic`, a dataset folder or an interaction file (default: data.dataset).
+        dataset: Option<String>,
+        /// Model folder (config.json, tokenizer.json, model.safetensors). Overrides embed.model_dir.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Semantic IDs with the RQ-VAE tokenizer (not built yet).
     Tokenize(Pending),
     /// Train the generator (not built yet).
@@ -158,7 +167,13 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             println!("{}", device::info_report(cfg.run.device)?);
             Ok(())
         }
-        Command::Embed(_) => not_built("embed", "the built-in sentence encoder"),
+        Command::Embed { dataset, model, common } => {
+            let mut cfg = common.config(dataset.as_deref())?;
+            if model.is_some() {
+                cfg.embed.model_dir = model;
+            }
+            embed_cmd::run(&cfg)
+        }
         Command::Tokenize(_) => not_built("tokenize", "the RQ-VAE tokenizer"),
         Command::Train(_) => not_built("train", "the T5/DiscRec generator"),
         Command::Recommend(_) => not_built("recommend", "recommendation with a trained generator"),

@@ -13,7 +13,6 @@ use crate::data::DatasetStats;
 /// Stages of the pipeline that are still to come, printed so nobody mistakes the baselines for
 /// the model.
 const NOT_BUILT: &[&str] = &[
-    "item embeddings (built-in sentence encoder)",
     "semantic IDs (RQ-VAE tokenizer)",
     "the T5 (TIGER) / DiscRec generator, its training and constrained beam search",
 ];

@@ -50,3 +50,65 @@ pub fn beauty_dir() -> Option<PathBuf> {
     }
     Some(dir)
 }
+
+/// The all-MiniLM-L6-v2 folder (`SIDREC_MODEL_DIR`, else `~/.cache/sidrec/models/...`), or
+/// `None` with a message; a failure instead when `SIDREC_REQUIRE_DATA` is set (CI).
+pub fn model_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("SIDREC_MODEL_DIR").map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sidrec/models/all-MiniLM-L6-v2"))
+    });
+    let dir = dir.filter(|d| d.join("model.safetensors").is_file());
+    if dir.is_none() {
+        let msg = "all-MiniLM-L6-v2 not found: run `bash .ci/fetch-data minilm` (or set SIDREC_MODEL_DIR)";
+        assert!(std::env::var_os("SIDREC_REQUIRE_DATA").is_none(), "{msg}");
+        eprintln!("skipped: {msg}");
+    }
+    dir
+}
+
+/// The reference sentences (text and token ids) and their embeddings, computed with the
+/// Python reference stack by `tests/fixtures/minilm_reference.py`.
+pub struct MiniLmFixture {
+    pub texts: Vec<String>,
+    pub input_ids: Vec<Vec<u32>>,
+    pub embeddings: sidrec::data::Embeddings,
+}
+
+pub fn minilm_fixture() -> MiniLmFixture {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("minilm_sentences.json")).unwrap()).unwrap();
+    let rows = json.as_array().unwrap();
+    let texts = rows.iter().map(|r| r["text"].as_str().unwrap().to_string()).collect();
+    let input_ids = rows
+        .iter()
+        .map(|r| r["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect())
+        .collect();
+    let embeddings = sidrec::data::Embeddings::load(&dir.join("minilm_reference.safetensors"), Some("embeddings")).unwrap();
+    MiniLmFixture { texts, input_ids, embeddings }
+}
+
+/// Embeds the fixture sentences on `device` and asserts cosine similarity >= 0.9999 with the
+/// reference for every sentence. Returns the smallest similarity.
+/// `batch_size` and `pad_multiple` choose how much padding each batch carries.
+pub fn assert_minilm_parity(model: &Path, device: &burn::tensor::Device, batch_size: usize, pad_multiple: usize) -> f64 {
+    let fx = minilm_fixture();
+    let enc = sidrec::embed::SentenceEncoder::load(model, 256, device).unwrap().with_pad_multiple(pad_multiple);
+    let texts: Vec<&str> = fx.texts.iter().map(String::as_str).collect();
+    let got = enc.embed(&texts, batch_size, |_| {}).unwrap();
+    let dim = fx.embeddings.dim;
+    assert_eq!(got.len(), texts.len() * dim);
+    let mut worst = f64::INFINITY;
+    for (i, text) in texts.iter().enumerate() {
+        let a = &got[i * dim..(i + 1) * dim];
+        let b = fx.embeddings.row(i);
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let cos = dot / (na * nb);
+        assert!(cos >= 0.9999, "sentence {i} ({text:?}): cosine {cos}");
+        worst = worst.min(cos);
+    }
+    eprintln!("minilm parity on {device:?}: worst cosine {worst:.7} over {} sentences", texts.len());
+    worst
+}
