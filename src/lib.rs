@@ -6,6 +6,7 @@
 //!   embedded synthetic dataset;
 //! - [`embed`]: the built-in sentence encoder (all-MiniLM-L6-v2 on the Burn device);
 //! - [`eval`]: Recall@K / NDCG@K over the full catalogue, head/tail breakdown, baselines;
+//! - [`kernels`]: custom WGSL compute kernels, each beside its pure-Burn reference;
 //! - [`cli`]: the `sidrec` command line, its TOML run configuration and the run-time choice of
 //!   the Burn device (wgpu, software wgpu, CPU);
 //! - [`artifact`]: atomic writes of everything a run leaves behind.
@@ -18,3 +19,4 @@ pub mod cli;
 pub mod data;
 pub mod embed;
 pub mod eval;
+pub mod kernels;
