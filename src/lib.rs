@@ -6,6 +6,8 @@
 //!   embedded synthetic dataset;
 //! - [`embed`]: the built-in sentence encoder (all-MiniLM-L6-v2 on the Burn device);
 //! - [`eval`]: Recall@K / NDCG@K over the full catalogue, head/tail breakdown, baselines;
+//! - [`model`]: the generator's token vocabulary and the T5 encoder-decoder (TIGER);
+//! - [`decode`]: the prefix trie over the catalogue and constrained beam search;
 //! - [`kernels`]: custom WGSL compute kernels, each beside its pure-Burn reference;
 //! - [`cli`]: the `sidrec` command line, its TOML run configuration and the run-time choice of
 //!   the Burn device (wgpu, software wgpu, CPU);
@@ -17,6 +19,8 @@
 pub mod artifact;
 pub mod cli;
 pub mod data;
+pub mod decode;
 pub mod embed;
 pub mod eval;
 pub mod kernels;
+pub mod model;

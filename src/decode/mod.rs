@@ -1,0 +1,8 @@
+//! Decoding: the prefix trie over the catalogue's token sequences and constrained beam search
+//! driving a generator through its cached decoder step.
+
+pub mod beam;
+pub mod trie;
+
+pub use beam::{beam_search, BeamModel, BeamState, Ranked};
+pub use trie::{Trie, TrieLevel};
