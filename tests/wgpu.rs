@@ -58,3 +58,78 @@ fn minilm_embeddings_on_wgpu_match_the_reference() {
     // kernels; mixed-length batching itself is covered on the CPU backend.
     support::assert_minilm_parity(&model, &device, 64, 16);
 }
+
+/// Reads the T5 parity fixture (`tests/fixtures/t5_reference.py`).
+fn t5_fixture() -> (std::path::PathBuf, Vec<u8>) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/t5_tiny.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    (path, bytes)
+}
+
+fn fixture_tensor(st: &safetensors::SafeTensors, name: &str) -> (Vec<usize>, Vec<u8>) {
+    let v = st.tensor(name).unwrap();
+    (v.shape().to_vec(), v.data().to_vec())
+}
+
+#[test]
+fn t5_on_wgpu_matches_transformers_and_the_cpu_beam_search() {
+    use burn::tensor::{Int, Tolerance};
+    use sidrec::data::{CodeToken, SemanticIndex};
+    use sidrec::decode::{beam_search, Trie};
+    use sidrec::model::t5::{load_safetensors, T5Config};
+    use sidrec::model::ItemTokens;
+
+    let Some(device) = software_wgpu() else { return };
+    let config = T5Config::new(40)
+        .with_d_model(16)
+        .with_d_kv(8)
+        .with_d_ff(32)
+        .with_num_layers(2)
+        .with_num_decoder_layers(2)
+        .with_num_heads(2)
+        .with_relative_attention_num_buckets(8)
+        .with_relative_attention_max_distance(20);
+    let (path, bytes) = t5_fixture();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut model = config.init(&device);
+    load_safetensors(&mut model, &path, &device).unwrap();
+    let ints = |name: &str| {
+        let (shape, data) = fixture_tensor(&st, name);
+        let v: Vec<i64> = data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+        Tensor::<2, Int>::from_ints(TensorData::new(v, [shape[0], shape[1]]), &device)
+    };
+    let t0 = std::time::Instant::now();
+    for b in 0..2 {
+        let logits = model.forward(
+            ints(&format!("batch{b}.input_ids")),
+            ints(&format!("batch{b}.attention_mask")).float(),
+            ints(&format!("batch{b}.decoder_input_ids")),
+        );
+        let (shape, data) = fixture_tensor(&st, &format!("batch{b}.logits"));
+        let want: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let want = TensorData::new(want, shape);
+        let diff = (logits.clone() - Tensor::from_data(want.clone(), &device)).abs().max().into_scalar::<f32>();
+        eprintln!("t5 parity batch {b} on wgpu: max |logit diff| = {diff:e} ({:?})", t0.elapsed());
+        logits.into_data().assert_approx_eq::<f32>(&want, Tolerance::absolute(1e-3));
+    }
+
+    // Beam search over a 3-level catalogue of 30 items, on wgpu and on the CPU backend.
+    let ids = (0..30u32)
+        .map(|i| vec![CodeToken { level: 0, code: i % 3 }, CodeToken { level: 1, code: i / 3 % 5 }, CodeToken { level: 2, code: i / 15 }])
+        .collect();
+    let items = ItemTokens::from_index(&SemanticIndex { ids }).unwrap();
+    let histories: [&[u32]; 3] = [&[1, 2, 3], &[29], &[]];
+    let cpu = Device::flex();
+    let mut cpu_model = config.init(&cpu);
+    load_safetensors(&mut cpu_model, &path, &cpu).unwrap();
+    let run = |m: &sidrec::model::T5ForConditionalGeneration, d: &Device| {
+        let trie = Trie::new(&items, false, d).unwrap();
+        beam_search(m, &items.encoder_input(&histories).to_device(d), &trie, 8, 5)
+    };
+    let (got, want) = (run(&model, &device), run(&cpu_model, &cpu));
+    eprintln!("beam search done ({:?})", t0.elapsed());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.iter().map(|x| x.0).collect::<Vec<_>>(), w.iter().map(|x| x.0).collect::<Vec<_>>());
+        assert!(g.iter().zip(w).all(|(a, b)| (a.1 - b.1).abs() < 1e-3), "{g:?} vs {w:?}");
+    }
+}

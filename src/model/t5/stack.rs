@@ -14,7 +14,7 @@ use super::config::T5Config;
 
 /// Additive bias of masked attention scores (the reference uses the f32 minimum; any value
 /// whose `exp` underflows to 0 gives the same result).
-pub(crate) const MASK_BIAS: f32 = -1e9;
+pub const MASK_BIAS: f32 = -1e9;
 
 /// `T5Stack`.
 #[derive(Module, Debug)]

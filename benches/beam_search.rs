@@ -1,0 +1,108 @@
+//! Generator inference speed at TIGER's sizes (SPEC section 3): the teacher-forced T5 forward
+//! and constrained beam search (20 beams, 20 returned) over a Beauty-sized catalogue (12,101
+//! items with distinct random 4 x 256 IDs), with full 20-item histories (81 encoder tokens).
+//! The model has random weights: speed does not depend on them.
+//!
+//! ```sh
+//! cargo bench --bench beam_search -- --device cpu --device wgpu-cpu [--batch 64] \
+//!     [--batches 4] [--beam 20] [--items 12101]
+//! ```
+//! A plain timed binary, not criterion: one beam-search batch takes seconds on two cores.
+
+use std::time::Instant;
+
+use burn::tensor::Device;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use sidrec::cli::device::DeviceChoice;
+use sidrec::data::{CodeToken, SemanticIndex};
+use sidrec::decode::{beam_search, Trie};
+use sidrec::model::{ItemTokens, T5Config, T5ForConditionalGeneration};
+
+fn catalogue(n: usize) -> ItemTokens {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = Vec::with_capacity(n);
+    while ids.len() < n {
+        let id: Vec<CodeToken> = (0..4).map(|l| CodeToken { level: l, code: rng.random_range(0..256) }).collect();
+        if seen.insert(id.clone()) {
+            ids.push(id);
+        }
+    }
+    ItemTokens::new(sidrec::model::TokenVocab::new(vec![256; 4]), &SemanticIndex { ids }).expect("distinct ids")
+}
+
+fn histories(users: usize, items: usize, seed: u64) -> Vec<Vec<u32>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..users).map(|_| (0..20).map(|_| rng.random_range(0..items as u32)).collect()).collect()
+}
+
+fn sync(device: &Device) {
+    device.sync().expect("device sync");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let num = |flag: &str, default: usize| value(flag).map_or(default, |v| v.parse().expect("a number"));
+    let (batch, batches, beam, n_items) = (num("--batch", 64), num("--batches", 4), num("--beam", 20), num("--items", 12_101));
+    let mut devices: Vec<String> = args.windows(2).filter(|w| w[0] == "--device").map(|w| w[1].clone()).collect();
+    if devices.is_empty() {
+        devices = vec!["cpu".into()];
+    }
+    let items = catalogue(n_items);
+    for dev in &devices {
+        let choice = match dev.as_str() {
+            "cpu" => DeviceChoice::Cpu,
+            "wgpu-cpu" => DeviceChoice::WgpuCpu,
+            "wgpu" => DeviceChoice::Wgpu,
+            other => panic!("unknown --device {other}"),
+        };
+        let device = match choice.init() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("skipped {dev}: {e:#}");
+                continue;
+            }
+        };
+        let model: T5ForConditionalGeneration = T5Config::new(items.vocab().size()).init(&device);
+        let start = Instant::now();
+        let trie = Trie::new(&items, false, &device).expect("trie");
+        sync(&device);
+        let trie_s = start.elapsed().as_secs_f64();
+
+        let run_forward = |h: &[Vec<u32>]| {
+            let refs: Vec<&[u32]> = h.iter().map(Vec::as_slice).collect();
+            let enc = items.encoder_input(&refs).to_device(&device);
+            let targets: Vec<u32> = h.iter().map(|x| x[0]).collect();
+            let dec = items.decoder_input(&targets).to_device(&device);
+            let logits = model.forward(enc.input_ids, enc.attention_mask, dec.decoder_input_ids);
+            T5ForConditionalGeneration::loss(logits, dec.labels).into_scalar::<f32>()
+        };
+        let run_beam = |h: &[Vec<u32>]| {
+            let refs: Vec<&[u32]> = h.iter().map(Vec::as_slice).collect();
+            let enc = items.encoder_input(&refs).to_device(&device);
+            beam_search(&model, &enc, &trie, beam, beam)
+        };
+        // Warm-up: compiles the kernels of one batch's shapes.
+        run_forward(&histories(batch, n_items, 0));
+        run_beam(&histories(batch, n_items, 0));
+        let start = Instant::now();
+        for b in 0..batches {
+            run_forward(&histories(batch, n_items, 1 + b as u64));
+        }
+        let forward_s = start.elapsed().as_secs_f64() / batches as f64;
+        let start = Instant::now();
+        let mut returned = 0;
+        for b in 0..batches {
+            returned += run_beam(&histories(batch, n_items, 1 + b as u64)).iter().map(Vec::len).sum::<usize>();
+        }
+        let beam_s = start.elapsed().as_secs_f64() / batches as f64;
+        assert_eq!(returned, batches * batch * beam);
+        println!(
+            "{{\"device\": \"{dev}\", \"items\": {n_items}, \"params\": {}, \"trie_build_s\": {trie_s:.3}, \"batch\": {batch}, \"beam\": {beam}, \"forward_s_per_batch\": {forward_s:.3}, \"beam_search_s_per_batch\": {beam_s:.3}, \"beam_search_users_per_s\": {:.1}}}",
+            burn::module::Module::num_params(&model),
+            batch as f64 / beam_s
+        );
+    }
+}
