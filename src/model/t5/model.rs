@@ -208,6 +208,31 @@ mod tests {
     }
 
     #[test]
+    fn dropout_acts_on_autodiff_devices_only_and_gradients_reach_every_part() {
+        let device = Device::flex().autodiff();
+        let model = tiny().with_dropout_rate(0.5).init(&device);
+        let ids = ints(vec![0, 5, 6, 1, 9, 8, 7, 1], [2, 4], &device);
+        let mask = Tensor::<2>::from_data(TensorData::new(vec![0f32, 1., 1., 1., 1., 1., 1., 1.], [2, 4]), &device);
+        let dec = ints(vec![0, 3, 4, 0, 7, 8], [2, 3], &device);
+        let labels = ints(vec![3, 4, 1, 7, 8, 1], [2, 3], &device);
+        let a = model.forward(ids.clone(), mask.clone(), dec.clone());
+        let b = model.forward(ids.clone(), mask.clone(), dec.clone());
+        assert!((a.clone() - b).abs().max().into_scalar::<f32>() > 1e-3, "dropout should make training passes differ");
+        let grads = T5ForConditionalGeneration::loss(a, labels).backward();
+        let g = |p: &burn::module::Param<Tensor<2>>| p.val().grad(&grads).map(|t| t.abs().sum().into_scalar::<f32>());
+        assert!(g(&model.shared.weight).unwrap() > 0.0);
+        assert!(g(&model.encoder.block[0].self_attention.attention.q.weight).unwrap() > 0.0);
+        let bias = model.decoder.block[0].self_attention.attention.relative_attention_bias.as_ref().unwrap();
+        assert!(g(&bias.weight).unwrap() > 0.0);
+        assert!(g(&model.decoder.block[1].cross_attention.as_ref().unwrap().attention.k.weight).unwrap() > 0.0);
+        // The same weights off the autodiff device: deterministic.
+        let plain = Device::flex();
+        let model = model.valid();
+        let run = || model.forward(ids.clone().to_device(&plain), mask.clone().to_device(&plain), dec.clone().to_device(&plain));
+        run().into_data().assert_approx_eq::<f32>(&run().into_data(), Tolerance::absolute(0.0));
+    }
+
+    #[test]
     fn loss_ignores_pad_labels() {
         let device = Device::flex();
         let logits = Tensor::<3>::from_data(TensorData::new(vec![0f32, 0., 2., 1., 5., 0.], [1, 2, 3]), &device);
