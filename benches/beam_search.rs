@@ -85,8 +85,11 @@ fn main() {
             beam_search(&model, &enc, &trie, beam, beam)
         };
         // Warm-up: compiles the kernels of one batch's shapes.
+        let start = Instant::now();
         run_forward(&histories(batch, n_items, 0));
+        eprintln!("{dev}: warm-up forward {:.1} s", start.elapsed().as_secs_f64());
         run_beam(&histories(batch, n_items, 0));
+        eprintln!("{dev}: warm-up beam search done at {:.1} s", start.elapsed().as_secs_f64());
         let start = Instant::now();
         for b in 0..batches {
             run_forward(&histories(batch, n_items, 1 + b as u64));
