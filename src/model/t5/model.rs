@@ -65,7 +65,28 @@ impl T5ForConditionalGeneration {
     /// - attention_mask: `[batch, seq_src]`, 1.0 real, 0.0 padding
     /// - output: `[batch, seq_src, d_model]`
     pub fn encode(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2>) -> Tensor<3> {
-        self.encoder.encode(self.embed(input_ids), attention_mask)
+        self.encode_embeds(self.embed(input_ids), attention_mask)
+    }
+
+    /// The encoder over input embeddings (DiscRec's input block goes before it).
+    ///
+    /// # Shapes
+    /// - embeds: `[batch, seq_src, d_model]`
+    /// - attention_mask: `[batch, seq_src]`
+    /// - output: `[batch, seq_src, d_model]`
+    pub fn encode_embeds(&self, embeds: Tensor<3>, attention_mask: Tensor<2>) -> Tensor<3> {
+        self.encoder.encode(embeds, attention_mask)
+    }
+
+    /// The decoder's hidden states for the next positions' input embeddings, given the past in
+    /// `cache` ([`T5ForConditionalGeneration::decode_step`] without the embedding lookup and
+    /// the LM head).
+    ///
+    /// # Shapes
+    /// - embeds: `[rows, seq_new, d_model]`
+    /// - output: `[rows, seq_new, d_model]`
+    pub fn decode_step_embeds(&self, embeds: Tensor<3>, cache: &mut DecoderCache) -> Tensor<3> {
+        self.decoder.decode_cached(embeds, cache)
     }
 
     /// The decoder's last hidden states over whole input embeddings (teacher forcing).
@@ -140,7 +161,7 @@ impl T5ForConditionalGeneration {
     /// - decoder_input_ids: `[rows, seq_new]` (usually `seq_new = 1`)
     /// - output: `[rows, seq_new, vocab_size]`
     pub fn decode_step(&self, decoder_input_ids: Tensor<2, Int>, cache: &mut DecoderCache) -> Tensor<3> {
-        self.lm_head(self.decoder.decode_cached(self.embed(decoder_input_ids), cache))
+        self.lm_head(self.decode_step_embeds(self.embed(decoder_input_ids), cache))
     }
 }
 
@@ -230,6 +251,24 @@ mod tests {
         let model = model.valid();
         let run = || model.forward(ids.clone().to_device(&plain), mask.clone().to_device(&plain), dec.clone().to_device(&plain));
         run().into_data().assert_approx_eq::<f32>(&run().into_data(), Tolerance::absolute(0.0));
+    }
+
+    #[test]
+    fn left_and_right_padding_give_the_same_logits() {
+        let device = Device::flex();
+        let model = tiny().init(&device);
+        let dec = ints(vec![0, 3, 4], [1, 3], &device);
+        let run = |row: Vec<i64>, mask: Vec<f32>| {
+            let n = row.len();
+            let mask = Tensor::<2>::from_data(TensorData::new(mask, [1, n]), &device);
+            model.forward(ints(row, [1, n], &device), mask, dec.clone())
+        };
+        let alone = run(vec![5, 6, 7, 1], vec![1.; 4]);
+        let left = run(vec![0, 0, 0, 5, 6, 7, 1], vec![0., 0., 0., 1., 1., 1., 1.]);
+        let right = run(vec![5, 6, 7, 1, 0, 0, 0], vec![1., 1., 1., 1., 0., 0., 0.]);
+        let tol = Tolerance::rel_abs(1e-5, 1e-5);
+        left.into_data().assert_approx_eq::<f32>(&alone.to_data(), tol);
+        right.into_data().assert_approx_eq::<f32>(&alone.into_data(), tol);
     }
 
     #[test]
