@@ -6,6 +6,7 @@
 //!   embedded synthetic dataset;
 //! - [`embed`]: the built-in sentence encoder (all-MiniLM-L6-v2 on the Burn device);
 //! - [`eval`]: Recall@K / NDCG@K over the full catalogue, head/tail breakdown, baselines;
+//! - [`tokenizer`]: semantic IDs (RQ-VAE, residual k-means, collision handling, index files);
 //! - [`kernels`]: custom WGSL compute kernels, each beside its pure-Burn reference;
 //! - [`cli`]: the `sidrec` command line, its TOML run configuration and the run-time choice of
 //!   the Burn device (wgpu, software wgpu, CPU);
@@ -20,3 +21,4 @@ pub mod data;
 pub mod embed;
 pub mod eval;
 pub mod kernels;
+pub mod tokenizer;

@@ -32,7 +32,7 @@ fn quickstart_on_cpu_writes_metrics_and_config() {
 #[test]
 fn stages_not_built_say_so_and_fail() {
     let dir = tempfile::tempdir().unwrap();
-    for stage in ["tokenize", "train", "recommend"] {
+    for stage in ["train", "recommend"] {
         let out = sidrec(dir.path(), &[stage, "--anything", "x"]);
         assert_clean_failure(&out, &["not built yet", stage]);
     }
