@@ -80,6 +80,7 @@ fn train_options(t: &TokenizerConfig, seed: u64) -> TrainOptions {
         kmeans_iters: t.kmeans_iters,
         balanced_kmeans: t.balanced_kmeans.then_some(sinkhorn),
         sinkhorn: t.sinkhorn.then_some(sinkhorn),
+        reset_dead_codes: t.reset_dead_codes,
         eval_every: t.eval_every,
         encode_batch: t.encode_batch,
         seed,
@@ -102,19 +103,22 @@ fn train_with_progress(x: Tensor<2>, t: &TokenizerConfig, seed: u64, log_path: &
     let mut write_error = None;
     let trained = train_rqvae(x, &arch, &train_options(t, seed), |m| {
         bar.set_position(m.epoch as u64);
+        let resets: usize = m.reset_codes.iter().sum();
         bar.set_message(format!("loss {:.5} (recon {:.5}, quant {:.5})", m.loss, m.recon_loss, m.quant_loss));
         log.push(m.clone());
         if let Some(e) = &m.eval {
             let used: Vec<String> = e.levels.iter().map(|l| l.used_codes.to_string()).collect();
-            bar.println(format!(
-                "epoch {:>5}: loss {:.5} recon {:.5} quant {:.5} | used codes {} | collision rate {:.4}",
+            let text = format!(
+                "epoch {:>5}: loss {:.5} recon {:.5} quant {:.5} | used codes {} | collision rate {:.4} | codes re-seeded {resets}",
                 m.epoch,
                 m.loss,
                 m.recon_loss,
                 m.quant_loss,
                 used.join("/"),
                 e.collision_rate
-            ));
+            );
+            // Printed also when stderr is not a terminal (where the bar itself is hidden).
+            bar.suspend(|| eprintln!("{text}"));
             if let Err(err) = write_log(log_path, &log) {
                 write_error.get_or_insert(err);
             }

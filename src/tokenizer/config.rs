@@ -67,6 +67,9 @@ pub struct TokenizerConfig {
     pub balanced_kmeans: bool,
     /// Sinkhorn-balanced assignment at the last level while training the RQ-VAE.
     pub sinkhorn: bool,
+    /// Re-seed codes that no item chose during an epoch with the residuals of random items (ours;
+    /// the reference code has no such step and loses most first-level codes).
+    pub reset_dead_codes: bool,
     /// Sinkhorn temperature on distances normalised to [-1, 1].
     pub sinkhorn_epsilon: f64,
     /// Alternating row/column normalisations per Sinkhorn call.
@@ -101,6 +104,7 @@ impl Default for TokenizerConfig {
             kmeans_iters: 10,
             balanced_kmeans: false,
             sinkhorn: true,
+            reset_dead_codes: true,
             sinkhorn_epsilon: 0.003,
             sinkhorn_iters: 50,
             collision_rounds: 20,

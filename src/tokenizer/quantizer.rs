@@ -6,7 +6,7 @@
 //! `VectorQuantizer` / `ResidualVectorQuantizer` of the LC-Rec / DiscRec code (SPEC section 2).
 
 use burn::module::{Module, Param};
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 
 use super::sinkhorn::{sinkhorn_assign, sq_distances};
 use crate::kernels::quantize::nearest_code;
@@ -130,6 +130,47 @@ impl ResidualQuantizer {
             codes.push(index.reshape([n, 1]));
         }
         Encoding { codes: Tensor::cat(codes, 1), quantized, last_residual }
+    }
+}
+
+impl ResidualQuantizer {
+    /// The residual entering every level (nearest codes at the levels before), no gradient.
+    ///
+    /// # Shapes
+    /// - z: `[n, dim]`
+    /// - output: `levels` tensors of `[n, dim]`
+    pub fn level_inputs(&self, z: Tensor<2>) -> Vec<Tensor<2>> {
+        let mut residual = z.detach();
+        let mut inputs = Vec::with_capacity(self.levels());
+        for codebook in &self.codebooks {
+            let codebook = codebook.val().detach();
+            inputs.push(residual.clone());
+            let index = nearest_code(residual.clone(), codebook.clone()).index;
+            residual = residual - codebook.select(0, index);
+        }
+        inputs
+    }
+
+    /// Replaces the codes marked in `dead[l]` (`[codebook_size]`, true = replace) with the rows
+    /// of `replacement[l]` (`[codebook_size, dim]`), keeping every parameter's identity so that
+    /// the optimizer state carries on.
+    pub fn reset_codes(self, dead: Vec<Tensor<1, Bool>>, replacement: Vec<Tensor<2>>) -> Self {
+        assert_eq!(dead.len(), self.levels(), "one mask per level");
+        assert_eq!(replacement.len(), self.levels(), "one replacement per level");
+        let (k, dim) = (self.codebook_size(), self.dim());
+        let codebooks = self
+            .codebooks
+            .into_iter()
+            .zip(dead.into_iter().zip(replacement))
+            .map(|(param, (dead, new))| {
+                param.map(|c| {
+                    let mask = dead.reshape([k, 1]).expand([k, dim]);
+                    let new = if c.is_autodiff() { new.autodiff() } else { new };
+                    c.mask_where(mask, new).detach().require_grad()
+                })
+            })
+            .collect();
+        Self { codebooks }
     }
 }
 

@@ -44,6 +44,10 @@ pub struct TrainOptions {
     pub balanced_kmeans: Option<(f64, usize)>,
     /// Sinkhorn (epsilon, iterations) at the last level during training.
     pub sinkhorn: Option<(f64, usize)>,
+    /// After every epoch, codes no training item chose are moved onto the residuals of random
+    /// items (ours, not in the reference: without it most first-level codes die in the first
+    /// steps, when the latent moves away from the k-means initialisation).
+    pub reset_dead_codes: bool,
     /// Full-catalogue evaluation every this many epochs (0: only after the last).
     pub eval_every: usize,
     /// Items per batch when encoding the whole catalogue.
@@ -63,6 +67,7 @@ impl Default for TrainOptions {
             kmeans_iters: 10,
             balanced_kmeans: None,
             sinkhorn: Some((0.003, 50)),
+            reset_dead_codes: true,
             eval_every: 10,
             encode_batch: 4096,
             seed: 0,
@@ -82,7 +87,7 @@ pub struct EvalMetrics {
 /// One line of the training log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpochMetrics {
-    /// 1-based epoch.
+    /// 1-based epoch; 0 is the k-means initialisation before any step.
     pub epoch: usize,
     /// Mean training loss over the epoch's items.
     pub loss: f64,
@@ -90,6 +95,9 @@ pub struct EpochMetrics {
     pub recon_loss: f64,
     /// Mean codebook + commitment loss.
     pub quant_loss: f64,
+    /// Codes re-seeded after this epoch because no item chose them, per level.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reset_codes: Vec<usize>,
     /// Seconds since training started (initialisation included).
     pub elapsed_s: f64,
     /// Full-catalogue evaluation, on evaluation epochs.
@@ -128,6 +136,52 @@ pub fn kmeans_init(model: RqVae, x: &Tensor<2>, opts: &TrainOptions) -> RqVae {
     RqVae { quantizer: ResidualQuantizer::from_codebooks(residual_kmeans(z, &cfg)), ..model }
 }
 
+/// Mean reconstruction and quantization losses of the whole catalogue (nearest codes).
+fn catalogue_losses(model: &RqVae, x: &Tensor<2>, batch: usize, beta: f64) -> (f64, f64) {
+    let [n, _] = x.dims();
+    let opts = QuantizeOptions { beta, sinkhorn: None };
+    let mut sums = Tensor::<1>::zeros([2], &x.device());
+    for start in (0..n).step_by(batch) {
+        let end = (start + batch).min(n);
+        let out = model.forward(x.clone().slice(start..end), opts);
+        sums = sums + Tensor::cat(vec![out.recon_loss, out.quant_loss], 0).mul_scalar((end - start) as f64);
+    }
+    let sums: Vec<f32> = sums.into_data().try_into_vec_as().expect("f32 losses");
+    (sums[0] as f64 / n as f64, sums[1] as f64 / n as f64)
+}
+
+/// How often each code was chosen in a batch, per level.
+///
+/// # Shapes
+/// - codes: `[batch, levels]`
+/// - output: `[levels, codebook_size]`
+fn code_counts(codes: Tensor<2, Int>, k: usize) -> Tensor<2> {
+    let [batch, levels] = codes.dims();
+    let per_level = (0..levels)
+        .map(|l| codes.clone().slice([0..batch, l..l + 1]).reshape([batch]).one_hot::<2>(k).float().sum_dim(0))
+        .collect();
+    Tensor::cat(per_level, 0)
+}
+
+/// Moves the codes with zero count onto the level inputs of random items; returns the model
+/// and the number of codes moved per level (read back once per epoch).
+fn reset_dead_codes(model: RqVae, counts: Tensor<2>, x: &Tensor<2>, rng: &mut StdRng) -> (RqVae, Vec<usize>) {
+    let [levels, k] = counts.dims();
+    let [n, _] = x.dims();
+    let dead = counts.equal_elem(0.0); // [levels, k]
+    let moved: Vec<i64> = dead.clone().int().sum_dim(1).into_data().try_into_vec_as().expect("counts");
+    if moved.iter().all(|&m| m == 0) {
+        return (model, vec![0; levels]);
+    }
+    let sample: Vec<i64> = (0..k).map(|_| rng.random_range(0..n) as i64).collect();
+    let sample = Tensor::<1, Int>::from_ints(TensorData::new(sample, [k]), &x.device());
+    let plain = model.valid();
+    let inputs = plain.quantizer.level_inputs(plain.encoder.forward(x.clone().select(0, sample)));
+    let dead = (0..levels).map(|l| dead.clone().slice([l..l + 1, 0..k]).reshape([k])).collect();
+    let quantizer = model.quantizer.reset_codes(dead, inputs);
+    (RqVae { quantizer, ..model }, moved.into_iter().map(|m| m as usize).collect())
+}
+
 /// A seeded permutation of `0..n` (Fisher-Yates).
 fn permutation(n: usize, rng: &mut StdRng) -> Vec<i64> {
     let mut p: Vec<i64> = (0..n as i64).collect();
@@ -157,18 +211,42 @@ pub fn train_rqvae(x: Tensor<2>, arch: &RqVaeConfig, opts: &TrainOptions, mut on
         .init();
     let quantize = QuantizeOptions { beta: opts.beta, sinkhorn: opts.sinkhorn };
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x5eed_5eed);
-    let mut log = Vec::with_capacity(opts.epochs);
+    let mut log = Vec::with_capacity(opts.epochs + 1);
+    let initial = model.valid();
+    let (recon, quant) = catalogue_losses(&initial, &x, opts.encode_batch, opts.beta);
+    let line = EpochMetrics {
+        epoch: 0,
+        loss: recon + quant,
+        recon_loss: recon,
+        quant_loss: quant,
+        reset_codes: Vec::new(),
+        elapsed_s: started.elapsed().as_secs_f64(),
+        eval: Some(evaluate(&initial, &x, opts.encode_batch)),
+    };
+    on_epoch(&line);
+    log.push(line);
+    let (levels, k) = (arch.levels, arch.codebook_size);
     for epoch in 1..=opts.epochs {
         let perm = Tensor::<1, Int>::from_ints(TensorData::new(permutation(n, &mut rng), [n]), &device);
         let mut sums = Tensor::<1>::zeros([2], &device);
+        let mut counts = Tensor::<2>::zeros([levels, k], &device);
         for start in (0..n).step_by(opts.batch_size) {
             let end = (start + opts.batch_size).min(n);
             let xb = x.clone().select(0, perm.clone().slice(start..end));
             let out = model.forward(xb, quantize);
             let stats = Tensor::cat(vec![out.recon_loss.clone(), out.quant_loss.clone()], 0);
             sums = sums + stats.detach().without_autodiff().mul_scalar((end - start) as f64);
+            if opts.reset_dead_codes {
+                counts = counts + code_counts(out.codes.clone(), k);
+            }
             let grads = GradientsParams::from_grads(out.loss().backward(), &model);
             model = optim.step(opts.lr, model, grads);
+        }
+        let mut reset_codes = Vec::new();
+        if opts.reset_dead_codes && epoch < opts.epochs {
+            let (m, moved) = reset_dead_codes(model, counts, &x, &mut rng);
+            model = m;
+            reset_codes = moved;
         }
         let sums: Vec<f32> = sums.into_data().try_into_vec_as().expect("f32 losses");
         let (recon, quant) = (sums[0] as f64 / n as f64, sums[1] as f64 / n as f64);
@@ -179,6 +257,7 @@ pub fn train_rqvae(x: Tensor<2>, arch: &RqVaeConfig, opts: &TrainOptions, mut on
             loss: recon + quant,
             recon_loss: recon,
             quant_loss: quant,
+            reset_codes,
             elapsed_s: started.elapsed().as_secs_f64(),
             eval,
         };
