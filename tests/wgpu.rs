@@ -58,3 +58,38 @@ fn minilm_embeddings_on_wgpu_match_the_reference() {
     // kernels; mixed-length batching itself is covered on the CPU backend.
     support::assert_minilm_parity(&model, &device, 64, 16);
 }
+
+#[test]
+fn tokenizer_on_wgpu_is_deterministic_and_reloads_to_the_same_ids() {
+    use sidrec::tokenizer::{assign_ids, load, save, train_rqvae, CollisionOptions, RqVaeConfig, Tokenizer, TrainOptions};
+    let Some(device) = software_wgpu() else { return };
+    let mut rng = StdRng::seed_from_u64(8);
+    let (n, d) = (96, 12);
+    let data: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let x = Tensor::<2>::from_data(TensorData::new(data, [n, d]), &device);
+    let arch = RqVaeConfig::new(d).with_hidden(vec![16]).with_code_dim(4).with_levels(3).with_codebook_size(8);
+    // Few kernels: Sinkhorn only in collision handling, 3 k-means iterations, one batch size.
+    let opts = TrainOptions {
+        epochs: 2,
+        batch_size: 32,
+        eval_every: 0,
+        encode_batch: 96,
+        kmeans_iters: 3,
+        sinkhorn: None,
+        ..TrainOptions::default()
+    };
+    let collide = CollisionOptions { rounds: 5, epsilon: 0.003, iters: 20 };
+    let run = || {
+        let tok = Tokenizer::RqVae(train_rqvae(x.clone(), &arch, &opts, |_| {}).model).canonical(&device);
+        let (ids, report) = assign_ids(&tok, x.clone(), 96, collide);
+        assert!(ids.collisions().is_empty(), "{report:?}");
+        (tok, ids)
+    };
+    let (tok, ids) = run();
+    assert_eq!(run().1, ids, "same seed, same device: same IDs");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.safetensors");
+    save(&tok, &path).unwrap();
+    let back = load(&path, &device).unwrap();
+    assert_eq!(assign_ids(&back, x, 96, collide).0, ids, "reloaded tokenizer, same IDs");
+}
