@@ -8,6 +8,7 @@
 //! - [`eval`]: Recall@K / NDCG@K over the full catalogue, head/tail breakdown, baselines;
 //! - [`model`]: the generator's token vocabulary and the T5 encoder-decoder (TIGER);
 //! - [`decode`]: the prefix trie over the catalogue and constrained beam search;
+//! - [`tokenizer`]: semantic IDs (RQ-VAE, residual k-means, collision handling, index files);
 //! - [`kernels`]: custom WGSL compute kernels, each beside its pure-Burn reference;
 //! - [`cli`]: the `sidrec` command line, its TOML run configuration and the run-time choice of
 //!   the Burn device (wgpu, software wgpu, CPU);
@@ -24,3 +25,4 @@ pub mod embed;
 pub mod eval;
 pub mod kernels;
 pub mod model;
+pub mod tokenizer;

@@ -32,12 +32,106 @@ fn quickstart_on_cpu_writes_metrics_and_config() {
 #[test]
 fn stages_not_built_say_so_and_fail() {
     let dir = tempfile::tempdir().unwrap();
-    for stage in ["tokenize", "train", "recommend"] {
+    for stage in ["train", "recommend"] {
         let out = sidrec(dir.path(), &[stage, "--anything", "x"]);
         assert_clean_failure(&out, &["not built yet", stage]);
     }
     let out = sidrec(dir.path(), &["eval", "synthetic", "--checkpoint", "ckpt"]);
     assert_clean_failure(&out, &["ckpt", "not built yet"]);
+}
+
+/// Small tokenizer settings for the synthetic dataset.
+const TINY_TOKENIZER: &[&str] = &[
+    "--set", "synthetic.users=300", "--set", "synthetic.items=150", "--set", "synthetic.topics=6",
+    "--set", "tokenizer.levels=3", "--set", "tokenizer.codebook_size=16", "--set", "tokenizer.hidden=[32]",
+    "--set", "tokenizer.code_dim=8", "--set", "tokenizer.epochs=6", "--set", "tokenizer.batch_size=64",
+    "--set", "tokenizer.eval_every=3",
+];
+
+fn tokenize(dir: &std::path::Path, out: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["tokenize", "synthetic", "--device", "cpu", "--out", out];
+    args.extend_from_slice(TINY_TOKENIZER);
+    args.extend_from_slice(extra);
+    sidrec(dir, &args)
+}
+
+#[test]
+fn tokenize_synthetic_writes_unique_ids_deterministically_and_imports_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokenize(dir.path(), "a", &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("collision rate") && stdout.contains("used codes per level"), "{stdout}");
+    let run = dir.path().join("a");
+    for f in ["synthetic.index.json", "tokenizer.safetensors", "tokenizer.json", "metrics.json", "train_log.jsonl", "items.json", "config.toml"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["collisions"]["rate_final"], 0.0);
+    assert_eq!(metrics["levels"].as_array().unwrap().len(), 3);
+    assert!(metrics["levels"][0]["perplexity"].as_f64().unwrap() >= 1.0);
+    let log = std::fs::read_to_string(run.join("train_log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 7, "epoch 0 (initialisation) and 6 epochs: {log}");
+    let index: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(run.join("synthetic.index.json")).unwrap()).unwrap();
+    let ids: std::collections::HashSet<String> = index.values().map(|v| v.to_string()).collect();
+    assert_eq!(ids.len(), index.len(), "IDs are unique");
+    assert!(index.values().next().unwrap()[0].as_str().unwrap().starts_with("<a_"));
+
+    // Same seed, same device: identical IDs; another seed: different ones.
+    let out = tokenize(dir.path(), "b", &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = std::fs::read(run.join("synthetic.index.json")).unwrap();
+    assert_eq!(a, std::fs::read(dir.path().join("b/synthetic.index.json")).unwrap());
+    let out = tokenize(dir.path(), "c", &["--set", "tokenizer.seed=5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_ne!(a, std::fs::read(dir.path().join("c/synthetic.index.json")).unwrap());
+
+    // Importing our own index: already unique, so the IDs come back unchanged.
+    let imported = run.join("synthetic.index.json");
+    let out = tokenize(dir.path(), "d", &["--import", imported.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let back: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("d/synthetic.index.json")).unwrap()).unwrap();
+    assert_eq!(back, serde_json::Value::Object(index));
+
+    // Residual k-means, the fast tokenizer.
+    let out = tokenize(dir.path(), "e", &["--set", "tokenizer.kind=rqkmeans"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("e/metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["kind"], "rqkmeans");
+    assert_eq!(m["collisions"]["rate_final"], 0.0);
+}
+
+#[test]
+fn tokenize_import_fixes_collisions_and_bad_inputs_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A tiny dataset whose index file has a collision (items 1 and 2).
+    let data = write(d, "t.csv", "user,item,timestamp\nu,1,1\nu,2,2\nu,3,3\nv,1,1\nv,2,2\nv,3,3\n");
+    let index = write(d, "t.index.json", r#"{"1": ["<a_1>", "<b_2>"], "2": ["<a_1>", "<b_2>"], "3": ["<a_0>", "<b_2>"]}"#);
+    let out = sidrec(d, &["tokenize", data.to_str().unwrap(), "--import", index.to_str().unwrap(), "--out", "r", "--set", "data.k_core=0"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fixed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("r/t.index.json")).unwrap()).unwrap();
+    assert_eq!(fixed["1"], serde_json::json!(["<a_1>", "<b_2>", "<c_0>"]));
+    assert_eq!(fixed["2"], serde_json::json!(["<a_1>", "<b_2>", "<c_1>"]));
+    assert_eq!(fixed["3"], serde_json::json!(["<a_0>", "<b_2>", "<c_0>"]));
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("r/metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["collisions"]["colliding_items_before"], 2);
+    assert_eq!(m["id_length"], 3);
+
+    // Embeddings with the wrong number of rows name the file and both counts.
+    let emb = d.join("e.npy");
+    sidrec::data::Embeddings::new(2, 4, vec![0.5; 8]).save_npy(&emb).unwrap();
+    let out = sidrec(d, &["tokenize", data.to_str().unwrap(), "--embeddings", emb.to_str().unwrap(), "--set", "data.k_core=0"]);
+    assert_clean_failure(&out, &["e.npy", "has 2 rows but the dataset has 3 items"]);
+    // A real dataset without embeddings says how to get them.
+    let out = sidrec(d, &["tokenize", data.to_str().unwrap(), "--set", "data.k_core=0"]);
+    assert_clean_failure(&out, &["no item embeddings given", "--embeddings"]);
+    // NaN in the embeddings is rejected with its position.
+    sidrec::data::Embeddings::new(3, 2, vec![0.0, 1.0, f32::NAN, 0.0, 1.0, 1.0]).save_npy(&emb).unwrap();
+    let out = sidrec(d, &["tokenize", data.to_str().unwrap(), "--embeddings", emb.to_str().unwrap(), "--set", "data.k_core=0"]);
+    assert_clean_failure(&out, &["e.npy", "row 1, column 0 is not finite"]);
+    assert!(!d.join("runs/tokenize/t.index.json").exists());
 }
 
 #[test]

@@ -132,4 +132,37 @@ fn t5_on_wgpu_matches_transformers_and_the_cpu_beam_search() {
         assert_eq!(g.iter().map(|x| x.0).collect::<Vec<_>>(), w.iter().map(|x| x.0).collect::<Vec<_>>());
         assert!(g.iter().zip(w).all(|(a, b)| (a.1 - b.1).abs() < 1e-3), "{g:?} vs {w:?}");
     }
+#[test]
+fn tokenizer_on_wgpu_is_deterministic_and_reloads_to_the_same_ids() {
+    use sidrec::tokenizer::{assign_ids, load, save, train_rqvae, CollisionOptions, RqVaeConfig, Tokenizer, TrainOptions};
+    let Some(device) = software_wgpu() else { return };
+    let mut rng = StdRng::seed_from_u64(8);
+    let (n, d) = (96, 12);
+    let data: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let x = Tensor::<2>::from_data(TensorData::new(data, [n, d]), &device);
+    let arch = RqVaeConfig::new(d).with_hidden(vec![16]).with_code_dim(4).with_levels(3).with_codebook_size(8);
+    // Few kernels: Sinkhorn only in collision handling, 3 k-means iterations, one batch size.
+    let opts = TrainOptions {
+        epochs: 2,
+        batch_size: 32,
+        eval_every: 0,
+        encode_batch: 96,
+        kmeans_iters: 3,
+        sinkhorn: None,
+        ..TrainOptions::default()
+    };
+    let collide = CollisionOptions { rounds: 5, epsilon: 0.003, iters: 20 };
+    let run = || {
+        let tok = Tokenizer::RqVae(train_rqvae(x.clone(), &arch, &opts, |_| {}).model).canonical(&device);
+        let (ids, report) = assign_ids(&tok, x.clone(), 96, collide);
+        assert!(ids.collisions().is_empty(), "{report:?}");
+        (tok, ids)
+    };
+    let (tok, ids) = run();
+    assert_eq!(run().1, ids, "same seed, same device: same IDs");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.safetensors");
+    save(&tok, &path).unwrap();
+    let back = load(&path, &device).unwrap();
+    assert_eq!(assign_ids(&back, x, 96, collide).0, ids, "reloaded tokenizer, same IDs");
 }

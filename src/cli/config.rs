@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::device::DeviceChoice;
 use crate::data::{DatasetOptions, Format, SyntheticConfig};
+use crate::tokenizer::TokenizerConfig;
 
 /// Where a run writes and what it runs on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +119,8 @@ pub struct RunConfig {
     pub embed: EmbedSection,
     /// `[eval]`
     pub eval: EvalSection,
+    /// `[tokenizer]`: semantic IDs (`sidrec tokenize`).
+    pub tokenizer: TokenizerConfig,
 }
 
 /// A configuration that cannot be used, naming the file and the key.
@@ -235,6 +238,7 @@ impl RunConfig {
             return Err(("eval.batch_size", "must be at least 1".into()));
         }
         self.synthetic.validate().map_err(|m| ("synthetic", m))?;
+        self.tokenizer.validate()?;
         Ok(())
     }
 
@@ -258,13 +262,22 @@ mod tests {
     #[test]
     fn partial_files_get_defaults_and_overrides_apply() {
         let (_d, p) = write("[data]\nk_core = 3\n");
-        let sets = vec!["data.dataset=../x/ml-1m".to_string(), "eval.ks=[1, 20]".into(), "run.device=cpu".into()];
+        let sets = vec![
+            "data.dataset=../x/ml-1m".to_string(),
+            "eval.ks=[1, 20]".into(),
+            "run.device=cpu".into(),
+            "tokenizer.kind=rqkmeans".into(),
+            "tokenizer.embeddings=e.npy".into(),
+        ];
         let c = RunConfig::load(Some(&p), &sets).unwrap();
         assert_eq!(c.data.k_core, 3);
         assert_eq!(c.data.max_len, 20);
         assert_eq!(c.data.dataset, "../x/ml-1m");
         assert_eq!(c.eval.ks, vec![1, 20]);
         assert_eq!(c.run.device, DeviceChoice::Cpu);
+        assert_eq!(c.tokenizer.kind, crate::tokenizer::TokenizerKind::Rqkmeans);
+        assert_eq!(c.tokenizer.embeddings, Some(PathBuf::from("e.npy")));
+        assert_eq!(c.tokenizer.levels, 4);
         // The effective config reads back to the same value.
         let (_d2, p2) = write(&c.to_toml());
         assert_eq!(RunConfig::load(Some(&p2), &[]).unwrap(), c);
@@ -283,6 +296,10 @@ mod tests {
         assert!(e.contains("run.device") && e.contains("unknown variant `tpu`"), "{e}");
         let e = RunConfig::load(None, &["data.head_fraction=1.5".into()]).unwrap_err().to_string();
         assert!(e.contains("data.head_fraction: must lie in [0, 1]"), "{e}");
+        let e = RunConfig::load(None, &["tokenizer.kind=\"vq\"".into()]).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.kind") && e.contains("unknown variant `vq`"), "{e}");
+        let e = RunConfig::load(None, &["tokenizer.levels=0".into()]).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.levels: must be at least 1"), "{e}");
         let e = RunConfig::load(None, &["nonsense".into()]).unwrap_err().to_string();
         assert!(e.contains("expected section.key=value"), "{e}");
         let (_d, p) = write("[data\nk_core = 3\n");

@@ -9,6 +9,7 @@ pub mod embed_cmd;
 pub mod eval_cmd;
 pub mod quickstart;
 pub mod run;
+pub mod tokenize_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,8 +102,21 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Semantic IDs with the RQ-VAE tokenizer (not built yet).
-    Tokenize(Pending),
+    /// Semantic IDs: train the tokenizer (RQ-VAE or residual k-means, see [tokenizer] in the
+    /// config) on item embeddings, or import an index file, and write collision-free IDs.
+    Tokenize {
+        /// Dataset: `synthetic`, a dataset folder or an interaction file (default: data.dataset).
+        dataset: Option<String>,
+        /// Item embeddings (.npy or .safetensors, one row per item). Overrides tokenizer.embeddings.
+        #[arg(long)]
+        embeddings: Option<PathBuf>,
+        /// Import this LC-Rec/LETTER index file and fix its collisions instead of training.
+        /// Overrides tokenizer.import.
+        #[arg(long = "import")]
+        import: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Train the generator (not built yet).
     Train(Pending),
     /// Recommend items for histories with a trained generator (not built yet).
@@ -174,7 +188,16 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             embed_cmd::run(&cfg)
         }
-        Command::Tokenize(_) => not_built("tokenize", "the RQ-VAE tokenizer"),
+        Command::Tokenize { dataset, embeddings, import, common } => {
+            let mut cfg = common.config(dataset.as_deref())?;
+            if embeddings.is_some() {
+                cfg.tokenizer.embeddings = embeddings;
+            }
+            if import.is_some() {
+                cfg.tokenizer.import = import;
+            }
+            tokenize_cmd::run(&cfg)
+        }
         Command::Train(_) => not_built("train", "the T5/DiscRec generator"),
         Command::Recommend(_) => not_built("recommend", "recommendation with a trained generator"),
     }

@@ -110,6 +110,53 @@ impl SemanticIndex {
         crate::artifact::write_json(path, &object).map_err(|e| DataError::io(e.path, e.source))
     }
 
+    /// An index from per-item codes: `codes[item][level]` becomes token `(level, code)`.
+    pub fn from_codes(codes: &[Vec<u32>]) -> Self {
+        let ids = codes
+            .iter()
+            .map(|c| c.iter().enumerate().map(|(l, &code)| CodeToken { level: l as u8, code }).collect())
+            .collect();
+        Self { ids }
+    }
+
+    /// The length shared by every ID, or `None` when lengths differ (or the index is empty).
+    pub fn id_length(&self) -> Option<usize> {
+        let first = self.ids.first()?.len();
+        self.ids.iter().all(|id| id.len() == first).then_some(first)
+    }
+
+    /// `1 - distinct IDs / items`: 0 when every ID is unique.
+    pub fn collision_rate(&self) -> f64 {
+        if self.ids.is_empty() {
+            return 0.0;
+        }
+        let distinct: std::collections::HashSet<&[CodeToken]> = self.ids.iter().map(Vec::as_slice).collect();
+        1.0 - distinct.len() as f64 / self.ids.len() as f64
+    }
+
+    /// Makes every ID unique as TIGER and GRID do: when some IDs collide, appends one level
+    /// whose code numbers the items of each colliding group 0, 1, 2, ... in item order, and
+    /// gives code 0 to every other item, so all IDs keep one length. Returns whether a level
+    /// was added. Every ID must have the same length (see [`SemanticIndex::id_length`]).
+    pub fn add_disambiguation_level(&mut self) -> bool {
+        let groups = self.collisions();
+        if groups.is_empty() {
+            return false;
+        }
+        let len = self.id_length().expect("disambiguation needs IDs of one length");
+        assert!(len < 26, "IDs of {len} levels leave no letter for a disambiguation level");
+        let mut extra = vec![0u32; self.ids.len()];
+        for group in &groups {
+            for (rank, &item) in group.iter().enumerate() {
+                extra[item as usize] = rank as u32;
+            }
+        }
+        for (id, code) in self.ids.iter_mut().zip(extra) {
+            id.push(CodeToken { level: len as u8, code });
+        }
+        true
+    }
+
     /// Groups of items sharing the same full ID (only groups of two or more).
     pub fn collisions(&self) -> Vec<Vec<u32>> {
         let mut groups: HashMap<&[CodeToken], Vec<u32>> = HashMap::new();
@@ -148,6 +195,21 @@ mod tests {
         let out = dir.path().join("out.index.json");
         idx.write(&out, &items).unwrap();
         assert_eq!(SemanticIndex::read(&out, &items).unwrap().0, idx);
+    }
+
+    #[test]
+    fn disambiguation_makes_ids_unique_and_keeps_one_length() {
+        let mut idx = SemanticIndex::from_codes(&[vec![1, 2], vec![3, 4], vec![1, 2], vec![1, 2], vec![3, 4], vec![0, 0]]);
+        assert_eq!(idx.id_length(), Some(2));
+        assert!((idx.collision_rate() - 0.5).abs() < 1e-12);
+        assert!(idx.add_disambiguation_level());
+        assert!(idx.collisions().is_empty());
+        assert_eq!(idx.collision_rate(), 0.0);
+        let extra: Vec<u32> = idx.ids.iter().map(|id| id[2].code).collect();
+        assert_eq!(extra, vec![0, 0, 1, 2, 1, 0]);
+        assert!(idx.ids.iter().all(|id| id[2].level == 2));
+        assert!(!idx.add_disambiguation_level(), "an index without collisions is left alone");
+        assert_eq!(idx.id_length(), Some(3));
     }
 
     #[test]
