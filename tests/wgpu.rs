@@ -165,4 +165,124 @@ fn tokenizer_on_wgpu_is_deterministic_and_reloads_to_the_same_ids() {
     save(&tok, &path).unwrap();
     let back = load(&path, &device).unwrap();
     assert_eq!(assign_ids(&back, x, 96, collide).0, ids, "reloaded tokenizer, same IDs");
+mod quantize {
+    use super::software_wgpu;
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    use sidrec::kernels::quantize::{kernel_available, nearest_code, nearest_code_reference, NearestCode};
+
+    fn host(out: NearestCode) -> (Vec<i64>, Vec<f32>) {
+        (out.index.into_data().try_into_vec_as().unwrap(), out.dist.into_data().try_into_vec_as().unwrap())
+    }
+
+    /// Exact (f64) squared distances of every row to every code, `[n][k]`.
+    fn oracle(x: &[f32], c: &[f32], d: usize) -> Vec<Vec<f64>> {
+        x.chunks(d)
+            .map(|r| c.chunks(d).map(|q| r.iter().zip(q).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum()).collect())
+            .collect()
+    }
+
+    /// `n x d` values in [-1, 1), or small integers (exact arithmetic on both paths) when `ints`.
+    fn values(rng: &mut StdRng, len: usize, ints: bool) -> Vec<f32> {
+        (0..len).map(|_| if ints { rng.random_range(-3i32..=3) as f32 } else { rng.random_range(-1.0f32..1.0) }).collect()
+    }
+
+    /// A codebook whose odd rows repeat the row before them (exact ties), and rows of x that sit
+    /// exactly on codes or near them.
+    fn tied_inputs(rng: &mut StdRng, n: usize, k: usize, d: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut c = values(rng, k * d, true);
+        for i in (1..k).step_by(2) {
+            let (prev, this) = c.split_at_mut(i * d);
+            this[..d].copy_from_slice(&prev[(i - 1) * d..]);
+        }
+        let mut x = values(rng, n * d, true);
+        for (r, row) in x.chunks_mut(d).enumerate().filter(|(r, _)| r % 3 == 0) {
+            let code = (r * 7) % k;
+            row.copy_from_slice(&c[code * d..(code + 1) * d]);
+            row[r % d] += 1.0;
+        }
+        (x, c)
+    }
+
+    fn run(device: &Device, x: &[f32], c: &[f32], d: usize, reference: bool) -> (Vec<i64>, Vec<f32>) {
+        let xt = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [x.len() / d, d]), device);
+        let ct = Tensor::<2>::from_data(TensorData::new(c.to_vec(), [c.len() / d, d]), device);
+        host(if reference { nearest_code_reference(xt, ct) } else { nearest_code(xt, ct) })
+    }
+
+    /// Exact inputs: kernel, reference and the host oracle agree on every index and distance,
+    /// and every tie goes to the smallest index.
+    fn assert_exact(device: &Device, n: usize, k: usize, d: usize, seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (x, c) = tied_inputs(&mut rng, n, k, d);
+        let (ki, kd) = run(device, &x, &c, d, false);
+        let (ri, rd) = run(device, &x, &c, d, true);
+        let mut ties = 0;
+        for (r, row) in oracle(&x, &c, d).iter().enumerate() {
+            let min = row.iter().cloned().fold(f64::INFINITY, f64::min);
+            let first = row.iter().position(|&v| v == min).unwrap() as i64;
+            ties += (row.iter().filter(|&&v| v == min).count() > 1) as usize;
+            assert_eq!((ki[r], kd[r] as f64), (first, min), "kernel, row {r} (n={n}, k={k}, d={d})");
+            assert_eq!((ri[r], rd[r] as f64), (first, min), "reference, row {r} (n={n}, k={k}, d={d})");
+        }
+        assert!(ties > n / 4, "only {ties} tied rows of {n}");
+    }
+
+    /// Random real inputs: distances agree within float error and each path's index is a
+    /// nearest code up to that error (near-ties may legitimately differ).
+    fn assert_close(device: &Device, n: usize, k: usize, d: usize, seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (x, c) = (values(&mut rng, n * d, false), values(&mut rng, k * d, false));
+        let (ki, kd) = run(device, &x, &c, d, false);
+        let (ri, rd) = run(device, &x, &c, d, true);
+        let tol = 1e-4 * d as f64;
+        let mut same = 0;
+        for (r, row) in oracle(&x, &c, d).iter().enumerate() {
+            let min = row.iter().cloned().fold(f64::INFINITY, f64::min);
+            for (name, i, dist) in [("kernel", ki[r], kd[r]), ("reference", ri[r], rd[r])] {
+                assert!(row[i as usize] <= min + tol, "{name} row {r}: code {i} at {} > min {min}", row[i as usize]);
+                assert!((dist as f64 - min).abs() <= tol, "{name} row {r}: distance {dist}, exact {min}");
+            }
+            assert!((kd[r] as f64 - min).abs() <= 1e-6 * d as f64 * min.max(1.0), "kernel row {r}: {} vs {min}", kd[r]);
+            same += (ki[r] == ri[r]) as usize;
+        }
+        assert!(same as f64 >= 0.999 * n as f64, "indices agree on only {same} of {n} rows");
+    }
+
+    #[test]
+    fn quantize_kernel_matches_the_reference_on_wgpu() {
+        let Some(device) = software_wgpu() else { return };
+        assert!(kernel_available(&device) && kernel_available(&device.clone().autodiff()));
+        assert!(!kernel_available(&Device::flex()));
+        // n not a multiple of the workgroup size; d = 32 (vec4 loads) and d = 7, 130 (scalar
+        // loads; 130 also leaves a partial last codebook tile).
+        assert_exact(&device, 1001, 256, 32, 1);
+        assert_exact(&device, 777, 256, 7, 2);
+        assert_exact(&device, 333, 256, 130, 3);
+        assert_exact(&device, 65, 3, 4, 4);
+        assert_close(&device, 1001, 256, 32, 5);
+        assert_close(&device, 100_000, 256, 32, 6);
+    }
+
+    #[test]
+    fn quantize_kernel_runs_on_autodiff_tensors() {
+        let Some(device) = software_wgpu() else { return };
+        let ad = device.clone().autodiff();
+        let mut rng = StdRng::seed_from_u64(7);
+        let (n, k, d) = (300, 64, 32);
+        let (x, c) = tied_inputs(&mut rng, n, k, d);
+        let expected = run(&device, &x, &c, d, false);
+        let xt = Tensor::<2>::from_data(TensorData::new(x, [n, d]), &ad).require_grad();
+        let ct = Tensor::<2>::from_data(TensorData::new(c, [k, d]), &ad).require_grad();
+        let out = nearest_code(xt.clone(), ct.clone());
+        let index: Tensor<1, Int> = out.index.clone();
+        // Straight-through use as the tokenizer does: gradients reach x and the codebook.
+        let quantized = ct.clone().select(0, index);
+        let ste = xt.clone() + (quantized.clone() - xt.clone()).detach();
+        let loss = ste.sum() + (quantized - xt.clone().detach()).powi_scalar(2).sum() + out.dist.clone().sum();
+        let grads = loss.backward();
+        assert!(xt.grad(&grads).is_some() && ct.grad(&grads).is_some());
+        assert_eq!(host(out), expected);
+    }
 }

@@ -1,11 +1,55 @@
 //! Codebook quantization: for each row of `x`, the nearest codebook entry (smallest squared L2
 //! distance, the smallest index among equal distances) and that distance.
 //!
-//! [`nearest_code`] is what the tokenizer calls; [`nearest_code_reference`] is the pure-Burn
-//! path (materialises the `[n, codebook_size]` distance matrix), used on backends without the
-//! custom kernel and as the reference in tests.
+//! [`nearest_code`] is what the tokenizer calls: on a wgpu device it runs the custom kernel
+//! `shaders/quantize.wgsl` (one pass, codebook tiles in workgroup memory, no `[n, codebook_size]`
+//! matrix in device memory); elsewhere (the CPU backend, other cubecl runtimes) it runs
+//! [`nearest_code_reference`], the pure-Burn path that materialises the distance matrix. The
+//! layout follows Burn's `examples/custom-wgpu-kernel`: the [`QuantizeBackend`] extension trait
+//! here, its cubecl implementation in `launch.rs`.
 
-use burn::tensor::{Int, Tensor};
+mod launch;
+
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::Autodiff;
+use burn::backend::fusion::custom::TensorSpec;
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{backend_extension, AutodiffBackend, Dispatch, DispatchDevice};
+use burn::tensor::{DType, Device, Int, Shape, Tensor};
+use cubecl::RuntimeId;
+
+/// Backends with a nearest-code kernel: the cubecl backend (wgpu runtime), fused or not, and
+/// autodiff over them (a pass-through: no gradient flows through a discrete choice).
+#[backend_extension(Cube, Fusion, Autodiff)]
+pub trait QuantizeBackend: burn::backend::Backend {
+    /// The distance (`f32`) and index (`i32`) of the nearest codebook row of every row of `x`.
+    ///
+    /// # Shapes
+    /// - x: `[n, d]`
+    /// - codebook: `[codebook_size, d]`
+    /// - output: `([n], [n])`
+    #[fusion(meta = nearest_code_meta)]
+    fn nearest_code(x: FloatTensor<Self>, codebook: FloatTensor<Self>) -> (FloatTensor<Self>, IntTensor<Self>);
+}
+
+/// Output metadata for the lazy (fused) path: an `f32` and an `i32` vector of one entry per row.
+fn nearest_code_meta(x: &TensorSpec, _codebook: &TensorSpec) -> (TensorSpec, TensorSpec) {
+    let n = x.shape[0];
+    (TensorSpec::new(Shape::new([n]), DType::F32), TensorSpec::new(Shape::new([n]), DType::I32))
+}
+
+impl<B: QuantizeBackend, C: CheckpointStrategy> QuantizeBackend for Autodiff<B, C> {
+    fn nearest_code(x: FloatTensor<Self>, codebook: FloatTensor<Self>) -> (FloatTensor<Self>, IntTensor<Self>) {
+        // Untracked outputs: the caller applies the straight-through estimator itself.
+        let (dist, index) = B::nearest_code(Self::inner(x), Self::inner(codebook));
+        (Self::from_inner(dist), Self::int_from_inner(index))
+    }
+}
+
+/// Whether `device` runs on the wgpu runtime (with or without autodiff), where the kernel exists.
+pub fn kernel_available(device: &Device) -> bool {
+    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Cube(d) if d.runtime() == RuntimeId::Wgpu)
+}
 
 /// The nearest code of every row.
 #[derive(Debug, Clone)]
@@ -17,14 +61,35 @@ pub struct NearestCode {
 }
 
 /// Nearest codebook entry of every row of `x`. No gradient flows through it: the result is a
-/// discrete choice (the straight-through estimator is applied by the caller).
+/// discrete choice (the straight-through estimator is applied by the caller). Autodiff inputs
+/// are fine; the outputs keep their autodiff association but are constants.
+///
+/// On a wgpu device with `f32` inputs and `d <= 4096` this runs the custom kernel (exact
+/// `sum (x - c)^2`); anywhere else it falls back to [`nearest_code_reference`]. Both return the
+/// smallest index among equal distances, and the index in the device's integer type.
 ///
 /// # Shapes
 /// - x: `[n, d]`
 /// - codebook: `[codebook_size, d]`
 /// - output: `[n]` indices and distances
 pub fn nearest_code(x: Tensor<2>, codebook: Tensor<2>) -> NearestCode {
-    nearest_code_reference(x, codebook)
+    let [n, d] = x.dims();
+    let [k, dc] = codebook.dims();
+    assert_eq!(d, dc, "x has {d} columns, the codebook {dc}");
+    assert!(k > 0, "empty codebook");
+    let device = x.device();
+    let f32_inputs = x.dtype() == DType::F32 && codebook.dtype() == DType::F32;
+    if !(kernel_available(&device) && f32_inputs && launch::kernel_supports(d)) {
+        return nearest_code_reference(x, codebook);
+    }
+    let (dist, index) = Dispatch::nearest_code(x.detach().into_dispatch(), codebook.detach().into_dispatch());
+    let dist = Tensor::<1>::from_dispatch(dist);
+    let index = Tensor::<1, Int>::from_dispatch(index);
+    // The kernel writes i32; follow the device's integer type like Burn's own argmin does.
+    let int_dtype = device.settings().int_dtype;
+    let index = if index.dtype() == DType::from(int_dtype) { index } else { index.cast(int_dtype) };
+    debug_assert_eq!(dist.dims(), [n]);
+    NearestCode { index, dist }
 }
 
 /// Pure-Burn reference of [`nearest_code`]: `|x|^2 - 2 x c^T + |c|^2`, then argmin per row.
@@ -61,5 +126,18 @@ mod tests {
         let dist: Vec<f32> = out.dist.into_data().try_into_vec_as().unwrap();
         assert_eq!(idx, vec![1, 0, 3]);
         assert_eq!(dist, vec![1.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn the_cpu_backend_falls_back_to_the_reference() {
+        for device in [Device::flex(), Device::flex().autodiff()] {
+            assert!(!kernel_available(&device));
+            let x = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0, 2.0, 2.0, 5.0, 0.0], [3, 2]), &device);
+            let c = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 3.0, 0.0, 1.0, 0.0, 1.0, 4.0, 0.0], [4, 2]), &device);
+            let x = if device.is_autodiff() { x.require_grad() } else { x };
+            let out = nearest_code(x, c);
+            let idx: Vec<i64> = out.index.into_data().try_into_vec_as().unwrap();
+            assert_eq!(idx, vec![1, 0, 3]);
+        }
     }
 }
