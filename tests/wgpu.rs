@@ -59,6 +59,7 @@ fn minilm_embeddings_on_wgpu_match_the_reference() {
     support::assert_minilm_parity(&model, &device, 64, 16);
 }
 
+
 /// Reads the T5 parity fixture (`tests/fixtures/t5_reference.py`).
 fn t5_fixture() -> (std::path::PathBuf, Vec<u8>) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/t5_tiny.safetensors");
@@ -132,6 +133,9 @@ fn t5_on_wgpu_matches_transformers_and_the_cpu_beam_search() {
         assert_eq!(g.iter().map(|x| x.0).collect::<Vec<_>>(), w.iter().map(|x| x.0).collect::<Vec<_>>());
         assert!(g.iter().zip(w).all(|(a, b)| (a.1 - b.1).abs() < 1e-3), "{g:?} vs {w:?}");
     }
+}
+
+
 #[test]
 fn tokenizer_on_wgpu_is_deterministic_and_reloads_to_the_same_ids() {
     use sidrec::tokenizer::{assign_ids, load, save, train_rqvae, CollisionOptions, RqVaeConfig, Tokenizer, TrainOptions};
@@ -165,6 +169,9 @@ fn tokenizer_on_wgpu_is_deterministic_and_reloads_to_the_same_ids() {
     save(&tok, &path).unwrap();
     let back = load(&path, &device).unwrap();
     assert_eq!(assign_ids(&back, x, 96, collide).0, ids, "reloaded tokenizer, same IDs");
+}
+
+
 mod quantize {
     use super::software_wgpu;
     use burn::tensor::{Device, Int, Tensor, TensorData};
