@@ -67,22 +67,33 @@ fn collision_groups(codes: &[Vec<u32>]) -> Vec<Vec<u32>> {
     out
 }
 
-/// Consecutive runs of groups `(start, end, seq)` solved together, each padded to its largest
-/// group `seq`, keeping the padded tensor under [`MAX_BATCH_ELEMENTS`].
-fn chunks(groups: &[Vec<u32>], k: usize) -> Vec<(usize, usize, usize)> {
+/// Consecutive groups `start..end` solved together in one padded `[slots, seq, k]` tensor.
+/// `slots` and `seq` are powers of two, so that the rounds reuse a few tensor shapes (on wgpu
+/// every new shape compiles kernels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Chunk {
+    start: usize,
+    end: usize,
+    seq: usize,
+    slots: usize,
+}
+
+/// Splits `groups` into chunks whose padded tensor stays under [`MAX_BATCH_ELEMENTS`] (a
+/// single group may exceed it).
+fn chunks(groups: &[Vec<u32>], k: usize) -> Vec<Chunk> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < groups.len() {
-        let (mut end, mut seq) = (start, 0);
+        let (mut end, mut seq) = (start, 1);
         while end < groups.len() {
-            let s = seq.max(groups[end].len());
-            if end > start && (end + 1 - start) * s * k > MAX_BATCH_ELEMENTS {
+            let s = seq.max(groups[end].len().next_power_of_two());
+            if end > start && (end + 1 - start).next_power_of_two() * s * k > MAX_BATCH_ELEMENTS {
                 break;
             }
             seq = s;
             end += 1;
         }
-        out.push((start, end, seq));
+        out.push(Chunk { start, end, seq, slots: (end - start).next_power_of_two() });
         start = end;
     }
     out
@@ -94,24 +105,28 @@ fn reassign(groups: &[Vec<u32>], last_residual: &Tensor<2>, codebook: &Tensor<2>
     let k = codebook.dims()[0];
     let plan = chunks(groups, k);
     let mut results: Vec<Tensor<1, Int>> = Vec::with_capacity(plan.len());
-    for &(start, end, seq) in &plan {
-        let chunk = &groups[start..end];
-        let rows: Vec<usize> = chunk.iter().map(Vec::len).collect();
-        // Padding rows repeat the group's first item; their output is dropped below.
-        let idx: Vec<i64> =
-            chunk.iter().flat_map(|g| (0..seq).map(move |i| *g.get(i).unwrap_or(&g[0]) as i64)).collect();
-        let idx = Tensor::<1, Int>::from_ints(TensorData::new(idx, [chunk.len() * seq]), &device);
-        let dist = sq_distances(last_residual.clone().select(0, idx), codebook.clone()).reshape([chunk.len(), seq, k]);
-        results.push(sinkhorn_assign_groups(dist, &rows, opts.epsilon, opts.iters).reshape([chunk.len() * seq]));
+    for c in &plan {
+        let chunk = &groups[c.start..c.end];
+        // Padding: extra rows repeat the group's first item, extra slots are one-row groups of
+        // item 0; their output is dropped below.
+        let mut rows: Vec<usize> = chunk.iter().map(Vec::len).collect();
+        rows.resize(c.slots, 1);
+        let mut idx: Vec<i64> =
+            chunk.iter().flat_map(|g| (0..c.seq).map(move |i| *g.get(i).unwrap_or(&g[0]) as i64)).collect();
+        idx.resize(c.slots * c.seq, 0);
+        let idx = Tensor::<1, Int>::from_ints(TensorData::new(idx, [c.slots * c.seq]), &device);
+        let dist = sq_distances(last_residual.clone().select(0, idx), codebook.clone()).reshape([c.slots, c.seq, k]);
+        results.push(sinkhorn_assign_groups(dist, &rows, opts.epsilon, opts.iters).reshape([c.slots * c.seq]));
     }
     let flat: Vec<i64> = Tensor::cat(results, 0).into_data().try_into_vec_as().expect("integer codes");
     let mut out = Vec::with_capacity(colliding_items(groups));
     let mut offset = 0;
-    for &(start, end, seq) in &plan {
-        for (g, group) in groups[start..end].iter().enumerate() {
-            out.extend(flat[offset + g * seq..offset + g * seq + group.len()].iter().map(|&c| c as u32));
+    for c in &plan {
+        for (g, group) in groups[c.start..c.end].iter().enumerate() {
+            let at = offset + g * c.seq;
+            out.extend(flat[at..at + group.len()].iter().map(|&code| code as u32));
         }
-        offset += (end - start) * seq;
+        offset += c.slots * c.seq;
     }
     out
 }
@@ -249,13 +264,16 @@ mod tests {
     #[test]
     fn chunks_cover_every_group_once() {
         let groups: Vec<Vec<u32>> = (0..50).map(|g| (0..(2 + g % 7)).map(|i| (g * 10 + i) as u32).collect()).collect();
-        let plan = chunks(&groups, 1 << 20); // about two groups of up to 8 rows fit a chunk
+        let plan = chunks(&groups, 1 << 20); // a few padded groups fit a chunk
         assert!(plan.len() > 1);
-        assert_eq!(plan[0].0, 0);
-        assert_eq!(plan.last().unwrap().1, 50);
-        assert!(plan.windows(2).all(|w| w[0].1 == w[1].0));
-        for &(s, e, seq) in &plan {
-            assert_eq!(seq, groups[s..e].iter().map(Vec::len).max().unwrap());
+        assert_eq!(plan[0].start, 0);
+        assert_eq!(plan.last().unwrap().end, 50);
+        assert!(plan.windows(2).all(|w| w[0].end == w[1].start));
+        for c in &plan {
+            assert!(c.seq.is_power_of_two() && c.slots.is_power_of_two());
+            assert_eq!(c.seq, groups[c.start..c.end].iter().map(Vec::len).max().unwrap().next_power_of_two());
+            assert!(c.slots >= c.end - c.start && c.slots < 2 * (c.end - c.start));
+            assert!(c.slots * c.seq * (1 << 20) <= MAX_BATCH_ELEMENTS || c.end - c.start == 1);
         }
     }
 }
