@@ -13,8 +13,8 @@ use crate::data::DatasetStats;
 /// Stages of the pipeline that are still to come, printed so nobody mistakes the baselines for
 /// the model.
 const NOT_BUILT: &[&str] = &[
-    "semantic IDs (RQ-VAE tokenizer)",
-    "the T5 (TIGER) / DiscRec generator, its training and constrained beam search",
+    "semantic IDs inside the quickstart (run `sidrec tokenize synthetic` on its own)",
+    "training of the T5 (TIGER) / DiscRec generator (the backbone and beam search exist as a library)",
 ];
 
 /// Runs the quickstart.
