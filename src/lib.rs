@@ -9,13 +9,11 @@
 //! - [`model`]: the generator's token vocabulary and the T5 encoder-decoder (TIGER);
 //! - [`decode`]: the prefix trie over the catalogue and constrained beam search;
 //! - [`tokenizer`]: semantic IDs (RQ-VAE, residual k-means, collision handling, index files);
+//! - [`train`]: the generator's training loop, checkpoints and resumption;
 //! - [`kernels`]: custom WGSL compute kernels, each beside its pure-Burn reference;
 //! - [`cli`]: the `sidrec` command line, its TOML run configuration and the run-time choice of
 //!   the Burn device (wgpu, software wgpu, CPU);
 //! - [`artifact`]: atomic writes of everything a run leaves behind.
-//!
-//! Later stages (RQ-VAE tokenizer, T5/DiscRec generator, constrained beam
-//! search, training loop, custom kernels) get their own modules as they are built.
 
 pub mod artifact;
 pub mod cli;
@@ -26,3 +24,4 @@ pub mod eval;
 pub mod kernels;
 pub mod model;
 pub mod tokenizer;
+pub mod train;

@@ -10,34 +10,97 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
-#[test]
-fn quickstart_on_cpu_writes_metrics_and_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = sidrec(
-        dir.path(),
-        &["quickstart", "--device", "cpu", "--set", "synthetic.users=300", "--set", "synthetic.items=150", "--set", "synthetic.topics=6"],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("most-popular") && stdout.contains("not built yet"), "{stdout}");
-    let run = dir.path().join("runs/quickstart");
-    let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
-    assert_eq!(metrics.as_array().unwrap().len(), 4);
-    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    assert!(config.contains("users = 300"), "{config}");
-    assert!(run.join("items.json").exists());
+/// Small model and training settings for the synthetic dataset.
+const TINY_MODEL: &[&str] = &[
+    "--set", "model.d_model=32", "--set", "model.d_kv=16", "--set", "model.d_ff=64", "--set", "model.num_layers=1",
+    "--set", "model.num_decoder_layers=1", "--set", "model.num_heads=2", "--set", "train.batch_size=64",
+    "--set", "train.lr=3e-3", "--set", "eval.beam_size=10",
+];
+
+fn tiny(args: &[&str], epochs: &str) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    v.extend(TINY_TOKENIZER.iter().chain(TINY_MODEL).map(|s| s.to_string()));
+    v.extend(["--set".to_string(), format!("train.epochs={epochs}")]);
+    v
+}
+
+fn run(dir: &std::path::Path, args: &[String]) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sidrec(dir, &args)
 }
 
 #[test]
-fn stages_not_built_say_so_and_fail() {
+fn quickstart_on_cpu_trains_and_reports_the_generator_beside_the_baselines() {
     let dir = tempfile::tempdir().unwrap();
-    for stage in ["train", "recommend"] {
-        let out = sidrec(dir.path(), &[stage, "--anything", "x"]);
-        assert_clean_failure(&out, &["not built yet", stage]);
+    let out = run(dir.path(), &tiny(&["quickstart", "--device", "cpu"], "2"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("most-popular") && stdout.contains("tiger"), "{stdout}");
+    let run = dir.path().join("runs/quickstart");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    // The generator on valid and test, then the two baselines on both.
+    assert_eq!(metrics.as_array().unwrap().len(), 6);
+    assert!(metrics[0]["model"].as_str().unwrap().starts_with("tiger"));
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("users = 300"), "{config}");
+    for f in ["items.json", "metrics.jsonl", "training.png", "tokenizer/synthetic.index.json", "checkpoints/best/model.bpk"] {
+        assert!(run.join(f).is_file(), "{f} missing");
     }
-    let out = sidrec(dir.path(), &["eval", "synthetic", "--checkpoint", "ckpt"]);
-    assert_clean_failure(&out, &["ckpt", "not built yet"]);
+}
+
+#[test]
+fn train_resumes_then_eval_and_recommend_use_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &tiny(&["train", "synthetic", "--device", "cpu", "--out", "t"], "1"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = |d: &std::path::Path| std::fs::read_to_string(d.join("t/metrics.jsonl")).unwrap().lines().count();
+    assert_eq!(log(dir.path()), 1);
+    // Started again with more epochs: continues from epoch 1.
+    let out = run(dir.path(), &tiny(&["train", "synthetic", "--device", "cpu", "--out", "t"], "2"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("resumed from the checkpoint of epoch 1"), "{stderr}");
+    assert_eq!(log(dir.path()), 2);
+    // Other model settings on the same folder: refused, nothing overwritten.
+    let mut other = tiny(&["train", "synthetic", "--device", "cpu", "--out", "t"], "3");
+    other.extend(["--set".into(), "model.d_ff=48".into()]);
+    assert_clean_failure(&run(dir.path(), &other), &["other model settings", "--restart"]);
+
+    let ckpt = dir.path().join("t/checkpoints/best");
+    let ckpt = ckpt.to_str().unwrap();
+    let out = run(dir.path(), &tiny(&["eval", "synthetic", "--device", "cpu", "--out", "e", "--checkpoint", ckpt], "1"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("e/metrics.json")).unwrap()).unwrap();
+    assert!(metrics[1]["all"]["recall@10"].as_f64().is_some() && metrics[1]["part"] == "test", "{metrics}");
+
+    let items: Vec<String> = serde_json::from_str(&std::fs::read_to_string(dir.path().join("t/items.json")).unwrap()).unwrap();
+    let out = sidrec(dir.path(), &["recommend", "--device", "cpu", "--checkpoint", ckpt, "--top-k", "5", "--history", &items[0], &items[3]]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = recs[0]["items"].as_array().unwrap();
+    assert_eq!(list.len(), 5);
+    assert!(list.iter().all(|r| items.contains(&r["item"].as_str().unwrap().to_string())));
+    let scores: Vec<f64> = list.iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    let file = write(dir.path(), "h.txt", &format!("{} {}\n\n{}\n", items[0], items[1], items[2]));
+    let out = sidrec(dir.path(), &["recommend", "--device", "cpu", "--checkpoint", ckpt, "--histories", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(recs.as_array().unwrap().len(), 2);
+    assert_eq!(recs[1]["items"].as_array().unwrap().len(), 10);
+
+    // Bad input: unknown ids (named with the line), no history, not a checkpoint.
+    let bad = write(dir.path(), "bad.txt", &format!("{}\nnot-an-item\n", items[0]));
+    let out = sidrec(dir.path(), &["recommend", "--device", "cpu", "--checkpoint", ckpt, "--histories", bad.to_str().unwrap()]);
+    assert_clean_failure(&out, &["bad.txt line 2", "unknown item id \"not-an-item\""]);
+    let out = sidrec(dir.path(), &["recommend", "--device", "cpu", "--checkpoint", ckpt]);
+    assert_clean_failure(&out, &["no history given"]);
+    let out = sidrec(dir.path(), &["recommend", "--device", "cpu", "--checkpoint", "nowhere", "--history", "1"]);
+    assert_clean_failure(&out, &["nowhere", "not a sidrec checkpoint"]);
+    let out = sidrec(dir.path(), &["eval", "synthetic", "--device", "cpu", "--checkpoint", "nowhere"]);
+    assert_clean_failure(&out, &["nowhere", "not a sidrec checkpoint"]);
 }
 
 /// Small tokenizer settings for the synthetic dataset.

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::device::DeviceChoice;
 use crate::data::{DatasetOptions, Format, SyntheticConfig};
+use crate::model::ModelConfig;
 use crate::tokenizer::TokenizerConfig;
+use crate::train::TrainConfig;
 
 /// Where a run writes and what it runs on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,11 +76,13 @@ pub struct EvalSection {
     pub ks: Vec<usize>,
     /// Users per evaluation batch.
     pub batch_size: usize,
+    /// Beams of the constrained beam search (SPEC: 20); at least the largest K.
+    pub beam_size: usize,
 }
 
 impl Default for EvalSection {
     fn default() -> Self {
-        Self { ks: vec![5, 10], batch_size: 256 }
+        Self { ks: vec![5, 10], batch_size: 256, beam_size: 20 }
     }
 }
 
@@ -121,6 +125,10 @@ pub struct RunConfig {
     pub eval: EvalSection,
     /// `[tokenizer]`: semantic IDs (`sidrec tokenize`).
     pub tokenizer: TokenizerConfig,
+    /// `[model]`: the generator's kind and sizes (`sidrec train`).
+    pub model: ModelConfig,
+    /// `[train]`: how the generator trains.
+    pub train: TrainConfig,
 }
 
 /// A configuration that cannot be used, naming the file and the key.
@@ -234,11 +242,18 @@ impl RunConfig {
         if self.embed.max_len < 2 {
             return Err(("embed.max_len", "must be at least 2 ([CLS] and [SEP])".into()));
         }
+        if let Some(&k) = self.eval.ks.iter().max() {
+            if self.eval.beam_size < k {
+                return Err(("eval.beam_size", format!("must be at least the largest cut-off {k}, got {}", self.eval.beam_size)));
+            }
+        }
         if self.eval.batch_size == 0 {
             return Err(("eval.batch_size", "must be at least 1".into()));
         }
         self.synthetic.validate().map_err(|m| ("synthetic", m))?;
         self.tokenizer.validate()?;
+        self.model.validate()?;
+        self.train.validate()?;
         Ok(())
     }
 
@@ -289,7 +304,9 @@ mod tests {
         let e = RunConfig::load(Some(&p), &[]).unwrap_err().to_string();
         assert!(e.contains("c.toml: data.kcore: unknown field `kcore`"), "{e}");
         let e = RunConfig::load(None, &["model.layers=4".into()]).unwrap_err().to_string();
-        assert!(e.contains("model: unknown field `model`") || e.contains("unknown field `model`"), "{e}");
+        assert!(e.contains("model.layers: unknown field `layers`"), "{e}");
+        let e = RunConfig::load(None, &["train.warmup_fraction=1.5".into()]).unwrap_err().to_string();
+        assert!(e.contains("train.warmup_fraction: must lie in [0, 1)"), "{e}");
         let e = RunConfig::load(None, &["data.k_core=-1".into()]).unwrap_err().to_string();
         assert!(e.contains("data.k_core"), "{e}");
         let e = RunConfig::load(None, &["run.device=tpu".into()]).unwrap_err().to_string();

@@ -1,15 +1,20 @@
-//! `sidrec eval`: metrics of the baselines (and, once the generator exists, of a checkpoint)
-//! on the validation and test targets, written as JSON.
+//! `sidrec eval`: metrics of a trained generator (`--checkpoint`) and of the baselines on the
+//! validation and test targets, written as JSON.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+use burn::tensor::Device;
 
 use super::config::RunConfig;
 use super::run::{prepare, run_dir, write_id_maps, Prepared};
+use super::train_cmd::fixed_shapes;
 use crate::data::Part;
-use crate::eval::{evaluate, EvalResult, MostPopular, RandomRanker};
+use crate::decode::Trie;
+use crate::eval::{evaluate, EvalResult, GenerativeRanker, MostPopular, RandomRanker};
+use crate::train::batches::Batcher;
+use crate::train::checkpoint;
 
 /// Evaluates most-popular and random on validation and test.
 pub fn baseline_results(p: &Prepared, cfg: &RunConfig) -> Vec<EvalResult> {
@@ -28,13 +33,13 @@ pub fn baseline_results(p: &Prepared, cfg: &RunConfig) -> Vec<EvalResult> {
 /// Recall at the largest K.
 pub fn table(results: &[EvalResult], ks: &[usize]) -> String {
     let kmax = ks.iter().max().copied().unwrap_or(10);
-    let mut s = format!("{:<14} {:<6}", "model", "part");
+    let mut s = format!("{:<18} {:<6}", "model", "part");
     for k in ks {
         write!(s, " {:>8} {:>8}", format!("R@{k}"), format!("N@{k}")).ok();
     }
     writeln!(s, " {:>11} {:>11}", format!("head R@{kmax}"), format!("tail R@{kmax}")).ok();
     for r in results {
-        write!(s, "{:<14} {:<6}", r.model, r.part).ok();
+        write!(s, "{:<18} {:<6}", r.model, r.part).ok();
         let m = &r.metrics;
         for k in ks {
             let g = |name: String| m.all.get(&name).unwrap_or(f64::NAN);
@@ -46,26 +51,74 @@ pub fn table(results: &[EvalResult], ks: &[usize]) -> String {
     s
 }
 
-/// Runs `sidrec eval`.
-pub fn run(cfg: &RunConfig, checkpoint: Option<&Path>) -> Result<()> {
-    if let Some(ckpt) = checkpoint {
-        anyhow::bail!(
-            "{}: evaluating a trained generator is not built yet (the T5/DiscRec generator is a \
-             later stage); run without --checkpoint for the baselines",
-            ckpt.display()
+/// Evaluates the generator saved in `ckpt` on validation and test (beam search, full
+/// catalogue), followed by the baselines for comparison.
+pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &Device) -> Result<Vec<EvalResult>> {
+    let ck = checkpoint::load(ckpt, device)?;
+    if ck.items.raw_ids() != p.ds.items.raw_ids() {
+        bail!(
+            "{}: the checkpoint was trained on another item catalogue ({} items) than {} ({} items); \
+             evaluate with the dataset and data settings it was trained with",
+            ck.dir.display(),
+            ck.items.len(),
+            cfg.data.dataset,
+            p.ds.num_items()
         );
     }
-    let p = prepare(cfg)?;
-    let dir = run_dir(cfg, "eval")?;
-    write_id_maps(&p.ds, &dir)?;
-    let results = baseline_results(&p, cfg);
-    print!("{}", table(&results, &cfg.eval.ks));
+    if ck.spec.max_len != p.split.max_len {
+        bail!(
+            "{}: the model was trained with a history window of {} items, the config has data.max_len = {}",
+            ck.dir.display(),
+            ck.spec.max_len,
+            p.split.max_len
+        );
+    }
+    let items = ck.item_tokens()?;
+    let trie = Trie::new(&items, true, device)?;
+    let pad_to = if fixed_shapes(cfg) { Batcher::full_length(&p.split, &items) } else { 0 };
+    let mut ranker = GenerativeRanker {
+        model: &ck.model,
+        items: &items,
+        trie: &trie,
+        device: device.clone(),
+        beam: cfg.eval.beam_size,
+        pad_to,
+        name: format!("{} (epoch {})", ck.spec.model.kind, ck.state.best_epoch),
+    };
+    let ks = &cfg.eval.ks;
+    let bs = cfg.eval.batch_size;
+    let mut out = Vec::new();
+    for part in [Part::Valid, Part::Test] {
+        out.push(evaluate(&mut ranker, &p.ds, &p.split, part, &p.pop, ks, bs));
+    }
+    out.extend(baseline_results(p, cfg));
+    Ok(out)
+}
+
+/// Prints the results table and how head and tail are defined.
+pub fn print_results(cfg: &RunConfig, p: &Prepared, results: &[EvalResult]) {
+    print!("{}", table(results, &cfg.eval.ks));
     println!(
         "head = top {:.0}% of items by training count ({} items); full-catalogue ranking over {} items",
         cfg.data.head_fraction * 100.0,
         p.pop.num_head(),
         p.ds.num_items()
     );
+}
+
+/// Runs `sidrec eval`: the baselines, and the generator of `checkpoint` when given.
+pub fn run(cfg: &RunConfig, checkpoint: Option<&Path>) -> Result<()> {
+    let p = prepare(cfg)?;
+    let dir = run_dir(cfg, "eval")?;
+    write_id_maps(&p.ds, &dir)?;
+    let results = match checkpoint {
+        Some(ckpt) => {
+            let device = cfg.run.device.init()?;
+            evaluate_checkpoint(cfg, &p, ckpt, &device)?
+        }
+        None => baseline_results(&p, cfg),
+    };
+    print_results(cfg, &p, &results);
     crate::artifact::write_json(&dir.join("metrics.json"), &results)?;
     println!("wrote {}", dir.join("metrics.json").display());
     Ok(())

@@ -8,8 +8,10 @@ pub mod device;
 pub mod embed_cmd;
 pub mod eval_cmd;
 pub mod quickstart;
+pub mod recommend_cmd;
 pub mod run;
 pub mod tokenize_cmd;
+pub mod train_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,11 +79,12 @@ pub enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// Evaluate the baselines (most-popular, random) with Recall@K / NDCG@K and head/tail split.
+    /// Recall@K / NDCG@K with head/tail split of a trained generator (--checkpoint) and of the
+    /// baselines (most-popular, random), on validation and test.
     Eval {
         /// Dataset: `synthetic`, a dataset folder or an interaction file (default: data.dataset).
         dataset: Option<String>,
-        /// A trained generator checkpoint (not built yet).
+        /// A checkpoint folder written by `sidrec train` (e.g. runs/train/checkpoints/best).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
         #[command(flatten)]
@@ -117,10 +120,38 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Train the generator (not built yet).
-    Train(Pending),
-    /// Recommend items for histories with a trained generator (not built yet).
-    Recommend(Pending),
+    /// Train the generator (TIGER or DiscRec, see [model] and [train]) to early stopping, with
+    /// checkpoints; an interrupted run resumes when started again. Evaluates the best epoch.
+    Train {
+        /// Dataset: `synthetic`, a dataset folder or an interaction file (default: data.dataset).
+        dataset: Option<String>,
+        /// Semantic IDs (an index file from `sidrec tokenize`, or LC-Rec/LETTER's). Overrides
+        /// model.index; without either, the items are tokenized first with [tokenizer].
+        #[arg(long)]
+        index: Option<PathBuf>,
+        /// Start over even if the output folder holds a checkpoint (it is deleted).
+        #[arg(long)]
+        restart: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Top-K items for histories, with a trained generator, as JSON (the dataset's own ids).
+    Recommend {
+        /// A checkpoint folder written by `sidrec train` (e.g. runs/train/checkpoints/best).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// One history: item ids, oldest first.
+        #[arg(long, num_args = 1.., value_name = "ID")]
+        history: Vec<String>,
+        /// A file of histories, one per line (ids separated by spaces or commas, oldest first).
+        #[arg(long, value_name = "FILE")]
+        histories: Option<PathBuf>,
+        /// How many items to return per history.
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// `sidrec data ...`
@@ -141,18 +172,6 @@ pub enum DataCommand {
         #[command(flatten)]
         common: Common,
     },
-}
-
-/// Arguments of a stage that is not built yet: accepted, then refused with a clear message.
-#[derive(Debug, Args)]
-pub struct Pending {
-    /// Whatever was given.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
-}
-
-fn not_built(stage: &str, what: &str) -> Result<()> {
-    anyhow::bail!("sidrec {stage}: {what} is not built yet in this version of sidrec; nothing was run")
 }
 
 /// Runs one parsed command.
@@ -198,8 +217,17 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             tokenize_cmd::run(&cfg)
         }
-        Command::Train(_) => not_built("train", "the T5/DiscRec generator"),
-        Command::Recommend(_) => not_built("recommend", "recommendation with a trained generator"),
+        Command::Train { dataset, index, restart, common } => {
+            let mut cfg = common.config(dataset.as_deref())?;
+            if index.is_some() {
+                cfg.model.index = index;
+            }
+            train_cmd::run(&cfg, restart).map(|_| ())
+        }
+        Command::Recommend { checkpoint, history, histories, top_k, common } => {
+            let cfg = common.config(None)?;
+            recommend_cmd::run(&cfg, &checkpoint, &history, histories.as_deref(), top_k)
+        }
     }
 }
 

@@ -164,7 +164,8 @@ fn import(cfg: &RunConfig, p: &Prepared, path: &Path, started: Instant) -> Resul
     Ok(())
 }
 
-fn summary(m: &TokenizerMetrics, index: &Path) {
+/// Prints what a tokenizer run produced.
+pub fn summary(m: &TokenizerMetrics, index: &Path) {
     let used: Vec<String> = m.levels.iter().map(|l| format!("{}/{}", l.used_codes, l.codebook_size)).collect();
     let perplexity: Vec<String> = m.levels.iter().map(|l| format!("{:.1}", l.perplexity)).collect();
     println!("{} items, {} tokenizer, {:.1}s", m.items, m.kind, m.seconds);
@@ -189,17 +190,32 @@ fn summary(m: &TokenizerMetrics, index: &Path) {
 /// Runs `sidrec tokenize`.
 pub fn run(cfg: &RunConfig) -> Result<()> {
     let started = Instant::now();
-    let t = &cfg.tokenizer;
     let p = prepare(cfg)?;
-    if let Some(path) = &t.import {
+    if let Some(path) = &cfg.tokenizer.import {
         return import(cfg, &p, path, started);
     }
-    let (emb, source) = item_vectors(cfg, &p)?;
     let device = cfg.run.device.init()?;
     let dir = run_dir(cfg, "tokenize")?;
     write_id_maps(&p.ds, &dir)?;
+    let (_, metrics, out) = tokenize_items(cfg, &p, &dir, &device)?;
+    summary(&metrics, &out);
+    Ok(())
+}
+
+/// Trains the configured tokenizer on the items of `p` and writes into `dir` the index file,
+/// the tokenizer, its description and its metrics. Returns the collision-free IDs, the
+/// metrics and the index file's path. `sidrec train` calls this when no index is given.
+pub fn tokenize_items(
+    cfg: &RunConfig,
+    p: &Prepared,
+    dir: &Path,
+    device: &burn::tensor::Device,
+) -> Result<(SemanticIndex, TokenizerMetrics, std::path::PathBuf)> {
+    let started = Instant::now();
+    let t = &cfg.tokenizer;
+    let (emb, source) = item_vectors(cfg, p)?;
     let seed = t.seed.unwrap_or(cfg.run.seed);
-    let x = Tensor::<2>::from_data(TensorData::new(emb.data.clone(), [emb.rows, emb.dim]), &device);
+    let x = Tensor::<2>::from_data(TensorData::new(emb.data.clone(), [emb.rows, emb.dim]), device);
     let tokenizer = match t.kind {
         TokenizerKind::Rqvae => train_with_progress(x.clone(), t, seed, &dir.join("train_log.jsonl"))?,
         TokenizerKind::Rqkmeans => {
@@ -216,7 +232,7 @@ pub fn run(cfg: &RunConfig) -> Result<()> {
         }
     };
     // The IDs are computed with the tokenizer as a reload would build it (bit-identical codes).
-    let tokenizer = tokenizer.canonical(&device);
+    let tokenizer = tokenizer.canonical(device);
     let collide = CollisionOptions { rounds: t.collision_rounds, epsilon: t.sinkhorn_epsilon, iters: t.sinkhorn_iters };
     let (index, collisions) = assign_ids(&tokenizer, x.clone(), t.encode_batch, collide);
     let levels: Vec<Vec<u32>> =
@@ -244,8 +260,7 @@ pub fn run(cfg: &RunConfig) -> Result<()> {
     };
     crate::artifact::write_json(&dir.join("tokenizer.json"), &info)?;
     crate::artifact::write_json(&dir.join("metrics.json"), &metrics)?;
-    summary(&metrics, &out);
-    Ok(())
+    Ok((index, metrics, out))
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! Evaluation: Recall@K / NDCG@K over the full catalogue, the head/tail breakdown, the shared
-//! evaluation loop, on-device ranking for scoring models, and the baselines.
+//! evaluation loop, on-device ranking for scoring models, the baselines, and trained
+//! generators ranked by constrained beam search.
 
 pub mod baselines;
 pub mod evaluate;
+pub mod generative;
 pub mod metrics;
 pub mod ranking;
 
 pub use baselines::{MostPopular, RandomRanker};
 pub use evaluate::{evaluate, EvalResult, Ranker};
+pub use generative::GenerativeRanker;
 pub use metrics::{BucketedMetrics, BucketedSummary, MetricAccumulator, MetricSummary};

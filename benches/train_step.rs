@@ -1,0 +1,101 @@
+//! Generator training throughput (sequences/s) at TIGER's sizes (SPEC section 3) with
+//! Beauty-shaped batches: 256 examples of full 20-item histories (81 encoder tokens) over a
+//! 12,101-item catalogue of 4 x 256 IDs. One step = forward, loss, backward, global gradient
+//! clipping and the AdamW update, as `sidrec train` runs it. `--model discrec` times DiscRec.
+//!
+//! ```sh
+//! cargo bench --bench train_step -- --device cpu --device wgpu-cpu [--batch 256] [--steps 5] \
+//!     [--model tiger|discrec]
+//! ```
+//! A plain timed binary, not criterion: one step takes seconds on two cores.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::Device;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use sidrec::cli::device::DeviceChoice;
+use sidrec::data::{CodeToken, SemanticIndex};
+use sidrec::model::{Generator, GeneratorKind, ItemTokens, ModelConfig, TokenVocab};
+use sidrec::train::clip::clip_global_norm;
+
+fn catalogue(n: usize) -> ItemTokens {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = Vec::with_capacity(n);
+    while ids.len() < n {
+        let id: Vec<CodeToken> = (0..4).map(|l| CodeToken { level: l, code: rng.random_range(0..256) }).collect();
+        if seen.insert(id.clone()) {
+            ids.push(id);
+        }
+    }
+    ItemTokens::new(TokenVocab::new(vec![256; 4]), &SemanticIndex { ids }).expect("distinct ids")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let num = |flag: &str, default: usize| value(flag).map_or(default, |v| v.parse().expect("a number"));
+    let (batch, steps, n_items) = (num("--batch", 256), num("--steps", 5), num("--items", 12_101));
+    let kind = match value("--model").as_deref() {
+        None | Some("tiger") => GeneratorKind::Tiger,
+        Some("discrec") => GeneratorKind::Discrec,
+        Some(other) => panic!("unknown --model {other}"),
+    };
+    let mut devices: Vec<String> = args.windows(2).filter(|w| w[0] == "--device").map(|w| w[1].clone()).collect();
+    if devices.is_empty() {
+        devices = vec!["cpu".into()];
+    }
+    let items = catalogue(n_items);
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut batch_of = || {
+        let h: Vec<Vec<u32>> = (0..batch).map(|_| (0..20).map(|_| rng.random_range(0..n_items as u32)).collect()).collect();
+        let refs: Vec<&[u32]> = h.iter().map(Vec::as_slice).collect();
+        let targets: Vec<u32> = (0..batch).map(|i| h[i][0]).collect();
+        (items.encoder_input(&refs), items.decoder_input(&targets))
+    };
+    let batches: Vec<_> = (0..steps + 1).map(|_| batch_of()).collect();
+    for dev in &devices {
+        let choice = match dev.as_str() {
+            "cpu" => DeviceChoice::Cpu,
+            "wgpu-cpu" => DeviceChoice::WgpuCpu,
+            "wgpu" => DeviceChoice::Wgpu,
+            other => panic!("unknown --device {other}"),
+        };
+        let base: Device = match choice.init() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("skipped {dev}: {e:#}");
+                continue;
+            }
+        };
+        let ad = base.clone().autodiff();
+        let cfg = ModelConfig { kind, ..Default::default() };
+        let mut model = Generator::new(&cfg, items.vocab().size(), &base).expect("model").to_device(&ad).train();
+        let params = model.num_params();
+        let mut optim = AdamWConfig::new().with_weight_decay(0.01).with_epsilon(1e-8).init();
+        let mut step = |model: Generator, b: &(sidrec::model::EncoderInput, sidrec::model::DecoderInput)| {
+            let loss = model.loss(&b.0.to_device(&ad), &b.1.to_device(&ad));
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            clip_global_norm(&model, &mut grads, 1.0);
+            optim.step(5e-4, model, grads)
+        };
+        // Warm-up: compiles the kernels of the batch's shapes and autotunes.
+        let start = Instant::now();
+        model = step(model, &batches[0]);
+        base.sync().expect("sync");
+        eprintln!("{dev}: warm-up step {:.1} s", start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        for b in &batches[1..] {
+            model = step(model, b);
+        }
+        base.sync().expect("sync");
+        let s = start.elapsed().as_secs_f64() / steps as f64;
+        println!(
+            "{{\"device\": \"{dev}\", \"model\": \"{kind}\", \"params\": {params}, \"batch\": {batch}, \"encoder_tokens\": 81, \"s_per_step\": {s:.3}, \"sequences_per_s\": {:.1}}}",
+            batch as f64 / s
+        );
+    }
+}

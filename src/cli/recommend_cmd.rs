@@ -1,0 +1,122 @@
+//! `sidrec recommend`: the top-K items for one or many histories with a trained generator, in
+//! the dataset's own item ids, as JSON.
+//!
+//! Histories come from `--history ID ...` or a file (`--histories FILE`: one history per line,
+//! item ids separated by spaces, tabs or commas, oldest first; blank lines and lines starting
+//! with `#` are skipped). Only the checkpoint is needed, not the dataset.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use super::config::RunConfig;
+use super::train_cmd::fixed_shapes;
+use crate::decode::Trie;
+use crate::eval::GenerativeRanker;
+use crate::train::checkpoint;
+
+/// One history's recommendations.
+#[derive(Debug, Serialize)]
+pub struct Recommendation {
+    /// The history as given (raw ids, oldest first).
+    pub history: Vec<String>,
+    /// Best first.
+    pub items: Vec<Scored>,
+}
+
+/// One recommended item.
+#[derive(Debug, Serialize)]
+pub struct Scored {
+    /// The dataset's own item id.
+    pub item: String,
+    /// Sum of the log-probabilities of the item's tokens.
+    pub score: f32,
+    /// `exp(score)`: the model's probability of generating this item's ID.
+    pub probability: f32,
+}
+
+/// Reads histories from `path`: one per line, ids split on whitespace or commas.
+pub fn read_histories(path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let ids: Vec<String> = line.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).map(String::from).collect();
+        out.push((i + 1, ids));
+    }
+    if out.is_empty() {
+        bail!("{}: no histories (one per line, item ids separated by spaces or commas)", path.display());
+    }
+    Ok(out)
+}
+
+/// Runs `sidrec recommend`.
+pub fn run(cfg: &RunConfig, ckpt: &Path, history: &[String], histories: Option<&Path>, top_k: usize) -> Result<()> {
+    if top_k == 0 {
+        bail!("--top-k must be at least 1");
+    }
+    let rows: Vec<(String, Vec<String>)> = match (histories, history.is_empty()) {
+        (Some(_), false) => bail!("give either --history or --histories, not both"),
+        (None, true) => bail!("no history given: pass --history ID [ID ...] or --histories FILE"),
+        (Some(path), true) => {
+            read_histories(path)?.into_iter().map(|(line, h)| (format!("{} line {line}", path.display()), h)).collect()
+        }
+        (None, false) => vec![("--history".to_string(), history.to_vec())],
+    };
+    let device = cfg.run.device.init()?;
+    let ck = checkpoint::load(ckpt, &device)?;
+    let mut dense: Vec<Vec<u32>> = Vec::with_capacity(rows.len());
+    for (origin, h) in &rows {
+        let ids = h
+            .iter()
+            .map(|raw| ck.items.dense(raw).with_context(|| format!("{origin}: unknown item id {raw:?} (not in the checkpoint's catalogue)")))
+            .collect::<Result<Vec<u32>>>()?;
+        let start = ids.len().saturating_sub(ck.spec.max_len);
+        dense.push(ids[start..].to_vec());
+    }
+    let items = ck.item_tokens()?;
+    let trie = Trie::new(&items, true, &device)?;
+    let pad_to = if fixed_shapes(cfg) { ck.spec.max_len * items.max_len() + 1 } else { 0 };
+    let ranker = GenerativeRanker {
+        model: &ck.model,
+        items: &items,
+        trie: &trie,
+        device: device.clone(),
+        beam: cfg.eval.beam_size.max(top_k),
+        pad_to,
+        name: ck.spec.model.kind.to_string(),
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for (chunk_rows, chunk) in rows.chunks(cfg.eval.batch_size).zip(dense.chunks(cfg.eval.batch_size)) {
+        let hs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+        for ((_, raw), ranked) in chunk_rows.iter().zip(ranker.rank(&hs, top_k)) {
+            let items = ranked
+                .into_iter()
+                .map(|(i, s)| Scored { item: ck.items.raw(i).to_string(), score: s, probability: s.exp() })
+                .collect();
+            out.push(Recommendation { history: raw.clone(), items });
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_files_skip_comments_and_name_their_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.txt");
+        std::fs::write(&p, "# users\n1 2 3\n\n4,5\t6\n").unwrap();
+        let h = read_histories(&p).unwrap();
+        assert_eq!(h, vec![(2, vec!["1".into(), "2".into(), "3".into()]), (4, vec!["4".into(), "5".into(), "6".into()])]);
+        std::fs::write(&p, "# nothing\n").unwrap();
+        assert!(read_histories(&p).unwrap_err().to_string().contains("no histories"));
+    }
+}

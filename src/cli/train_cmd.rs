@@ -1,0 +1,157 @@
+//! `sidrec train`: semantic IDs (an index file, or tokenized here), then the generator trained
+//! to early stopping with checkpoints, then the best checkpoint evaluated on validation and
+//! test beside the most-popular baseline.
+//!
+//! An interrupted run continues where it stopped when started again with the same config and
+//! output folder (`--restart` starts over instead).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::tensor::Device;
+
+use super::config::RunConfig;
+use super::eval_cmd::{evaluate_checkpoint, print_results};
+use super::run::{expand_home, prepare, run_dir, write_id_maps, Prepared};
+use super::tokenize_cmd::{summary, tokenize_items};
+use crate::data::SemanticIndex;
+use crate::model::{ItemTokens, TokenVocab};
+use crate::tokenizer::fix_imported;
+use crate::train::checkpoint::{self, GeneratorSpec};
+use crate::train::trainer::checkpoint_dirs;
+use crate::train::{train, TrainInputs};
+
+/// The semantic IDs of the run: the configured index file (collisions fixed), or a tokenizer
+/// trained now into `<dir>/tokenizer/`.
+pub fn semantic_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Result<SemanticIndex> {
+    match &cfg.model.index {
+        Some(path) => {
+            let path = expand_home(&path.to_string_lossy());
+            let (mut index, report) = SemanticIndex::read(&path, &p.ds.items)?;
+            if report.extra_entries > 0 {
+                eprintln!("note: {} entries of {} are not in the dataset and were skipped", report.extra_entries, path.display());
+            }
+            let fixed = fix_imported(&mut index);
+            if fixed.colliding_items_before > 0 {
+                eprintln!(
+                    "note: {} items of {} share their ID; a disambiguation level makes them unique",
+                    fixed.colliding_items_before,
+                    path.display()
+                );
+            }
+            eprintln!("semantic IDs: {} ({} items)", path.display(), index.ids.len());
+            Ok(index)
+        }
+        None => {
+            eprintln!("semantic IDs: no model.index given, training the {} tokenizer first", cfg.tokenizer.kind);
+            let tdir = dir.join("tokenizer");
+            std::fs::create_dir_all(&tdir).with_context(|| format!("{}: cannot create", tdir.display()))?;
+            let (index, metrics, out) = tokenize_items(cfg, p, &tdir, device)?;
+            summary(&metrics, &out);
+            Ok(index)
+        }
+    }
+}
+
+/// The model's shape for this run.
+pub fn spec_for(cfg: &RunConfig, p: &Prepared, vocab: &TokenVocab) -> GeneratorSpec {
+    GeneratorSpec {
+        model: cfg.model.clone(),
+        level_sizes: vocab.level_sizes().to_vec(),
+        max_len: cfg.data.max_len,
+        dataset: p.ds.name.clone(),
+    }
+}
+
+/// Whether batches get one fixed shape: the config's choice, else on for wgpu devices.
+pub fn fixed_shapes(cfg: &RunConfig) -> bool {
+    cfg.train.fixed_shapes.unwrap_or(cfg.run.device.default_pad_multiple() > 1)
+}
+
+/// Runs `sidrec train`; returns the run folder.
+pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
+    let started = Instant::now();
+    let device = cfg.run.device.init()?;
+    let p = prepare(cfg)?;
+    let dir = run_dir(cfg, "train")?;
+    write_id_maps(&p.ds, &dir)?;
+    let (last, _) = checkpoint_dirs(&dir);
+    if restart {
+        let ck = dir.join("checkpoints");
+        if ck.exists() {
+            std::fs::remove_dir_all(&ck).with_context(|| format!("{}: cannot remove", ck.display()))?;
+        }
+    }
+    // A resumed run keeps its IDs: tokenizing again could give different ones.
+    let index = match checkpoint::existing(&last) {
+        Some(ck) => {
+            let items = crate::data::IdMap::load(&ck.join("items.json"))?;
+            if items.raw_ids() != p.ds.items.raw_ids() {
+                bail!("{}: the checkpoint was trained on other items than {}; use --restart or another --out", ck.display(), cfg.data.dataset);
+            }
+            SemanticIndex::read(&ck.join("items.index.json"), &p.ds.items)?.0
+        }
+        None => semantic_ids(cfg, &p, &dir, &device)?,
+    };
+    let items = ItemTokens::from_index(&index)?;
+    let spec = spec_for(cfg, &p, items.vocab());
+    if let Some(ck) = checkpoint::existing(&last) {
+        let saved: GeneratorSpec = serde_json::from_slice(&std::fs::read(ck.join("generator.json"))?)
+            .with_context(|| format!("{}: unreadable", ck.join("generator.json").display()))?;
+        if saved != spec {
+            bail!(
+                "{}: the checkpoint has other model settings than this config ({:?} vs {:?}); use --restart or another --out",
+                ck.display(),
+                saved.model,
+                spec.model
+            );
+        }
+    }
+    let n_params = spec.init(&device).map_err(anyhow::Error::msg)?.num_params();
+    eprintln!(
+        "{} generator, {} parameters, vocabulary {} tokens, {} training examples, device {}",
+        spec.model.kind,
+        n_params,
+        items.vocab().size(),
+        p.split.train.len(),
+        cfg.run.device
+    );
+    let inputs = TrainInputs {
+        ds: &p.ds,
+        split: &p.split,
+        index: &index,
+        items: &items,
+        item_ids: &p.ds.items,
+        spec,
+        cfg: &cfg.train,
+        seed: cfg.run.seed,
+        device: device.clone(),
+        fixed_shapes: fixed_shapes(cfg),
+        dir: dir.clone(),
+    };
+    let outcome = train(&inputs, |_| true)?;
+    if let Some(e) = outcome.resumed_from {
+        eprintln!("resumed from the checkpoint of epoch {e}");
+    }
+    let s = &outcome.state;
+    eprintln!(
+        "training {} after {} epochs; best validation loss {:.4} at epoch {}",
+        if s.stopped_early { "stopped early" } else { "finished" },
+        s.epoch,
+        s.best_valid_loss.unwrap_or(f64::NAN),
+        s.best_epoch
+    );
+    let results = evaluate_checkpoint(cfg, &p, &outcome.best, &device)?;
+    print_results(cfg, &p, &results);
+    crate::artifact::write_json(&dir.join("metrics.json"), &results)?;
+    println!(
+        "wrote {} (curves: {}, log: {}) in {:.1}s",
+        dir.join("metrics.json").display(),
+        dir.join("training.png").display(),
+        dir.join("metrics.jsonl").display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(dir)
+}

@@ -1,0 +1,238 @@
+//! Checkpoints: everything needed to continue training exactly, or to recommend with the model
+//! on its own, in one folder.
+//!
+//! ```text
+//! <run>/checkpoints/last/   written after every epoch (model, optimizer, state)
+//! <run>/checkpoints/best/   the epoch with the lowest validation loss (model, state)
+//!   model.bpk        the generator's parameters (Burn's burnpack record, parameter ids kept)
+//!   optimizer.bpk    AdamW's moments, keyed by those parameter ids (last only)
+//!   state.json       epoch, step, best validation loss, patience counter, the metrics log
+//!   generator.json   model kind and sizes, the token vocabulary, the history window
+//!   items.json       dense item id -> the dataset's own item id
+//!   items.index.json every item's semantic ID, with the dataset's own ids
+//! ```
+//!
+//! A checkpoint folder is written whole under a temporary name and then renamed into place
+//! (the previous one is moved aside first and removed last), so a crash at any moment leaves
+//! either the old or the new checkpoint, never a mixture.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{IdMap, SemanticIndex};
+use crate::model::{Generator, ItemTokens, ModelConfig, TokenVocab};
+
+/// What went wrong with a checkpoint, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// A file could not be read or written.
+    #[error("{path}: {msg}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What happened.
+        msg: String,
+    },
+    /// The folder is not a checkpoint.
+    #[error("{0}: not a sidrec checkpoint (no generator.json); pass the checkpoint folder, e.g. <run>/checkpoints/best")]
+    NotACheckpoint(PathBuf),
+}
+
+fn file_err(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::File { path: path.to_path_buf(), msg: msg.to_string() }
+}
+
+/// How to rebuild the generator of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorSpec {
+    /// Kind and sizes.
+    pub model: ModelConfig,
+    /// Codes per level of the token vocabulary.
+    pub level_sizes: Vec<usize>,
+    /// History window (items) the model was trained with.
+    pub max_len: usize,
+    /// Dataset name, for reports.
+    pub dataset: String,
+}
+
+impl GeneratorSpec {
+    /// The token vocabulary.
+    pub fn vocab(&self) -> TokenVocab {
+        TokenVocab::new(self.level_sizes.clone())
+    }
+
+    /// A freshly initialised generator of this shape.
+    pub fn init(&self, device: &Device) -> Result<Generator, String> {
+        Generator::new(&self.model, self.vocab().size(), device)
+    }
+}
+
+/// One epoch's line of the metrics log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Optimizer steps so far.
+    pub step: usize,
+    /// Mean training cross-entropy per label token over the epoch.
+    pub train_loss: f64,
+    /// Mean validation cross-entropy per label token.
+    pub valid_loss: f64,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Training examples per second over the epoch (validation excluded).
+    pub train_examples_per_s: f64,
+    /// Wall time of the epoch, validation included.
+    pub seconds: f64,
+    /// Validation Recall/NDCG when computed this epoch (`train.eval_every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_metrics: Option<std::collections::BTreeMap<String, f64>>,
+}
+
+/// Where training stands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: usize,
+    /// Steps the schedule is planned for.
+    pub total_steps: usize,
+    /// Lowest validation loss so far.
+    pub best_valid_loss: Option<f64>,
+    /// The epoch that reached it.
+    pub best_epoch: usize,
+    /// Epochs since the last improvement.
+    pub epochs_without_improvement: usize,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// Every epoch so far.
+    pub log: Vec<EpochLog>,
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    /// The folder it came from.
+    pub dir: PathBuf,
+    /// The model's shape.
+    pub spec: GeneratorSpec,
+    /// Where training stood.
+    pub state: TrainState,
+    /// The generator, on the requested device.
+    pub model: Generator,
+    /// Dense item id -> raw id.
+    pub items: IdMap,
+    /// Semantic IDs of the items.
+    pub index: SemanticIndex,
+}
+
+impl Checkpoint {
+    /// The items' token sequences.
+    pub fn item_tokens(&self) -> Result<ItemTokens, CheckpointError> {
+        ItemTokens::new(self.spec.vocab(), &self.index).map_err(|e| file_err(&self.dir.join("items.index.json"), e))
+    }
+}
+
+/// What [`save`] writes.
+pub struct Snapshot<'a> {
+    /// The model's shape.
+    pub spec: &'a GeneratorSpec,
+    /// Where training stands.
+    pub state: &'a TrainState,
+    /// The parameters.
+    pub model: &'a Generator,
+    /// The optimizer, for a resumable checkpoint.
+    pub optimizer: Option<&'a ModuleOptimizer>,
+    /// Dense item id -> raw id.
+    pub items: &'a IdMap,
+    /// Semantic IDs.
+    pub index: &'a SemanticIndex,
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    crate::artifact::write_bytes(path, bytes).map_err(|e| file_err(&e.path, e.source))
+}
+
+fn json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
+    crate::artifact::write_json(path, value).map_err(|e| file_err(&e.path, e.source))
+}
+
+/// Writes `snap` as the checkpoint folder `dir`, replacing any previous one atomically.
+pub fn save(dir: &Path, snap: &Snapshot) -> Result<(), CheckpointError> {
+    let tmp = sibling(dir, "tmp");
+    let old = sibling(dir, "old");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| file_err(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| file_err(&tmp, e))?;
+    let record = snap.model.clone().into_record().into_bytes().map_err(|e| file_err(&tmp.join("model.bpk"), e))?;
+    write(&tmp.join("model.bpk"), &record)?;
+    if let Some(optim) = snap.optimizer {
+        let path = tmp.join("optimizer.bpk");
+        let bytes = optim.to_record().into_bytes().map_err(|e| file_err(&path, e))?;
+        write(&path, &bytes)?;
+    }
+    json(&tmp.join("state.json"), snap.state)?;
+    snap.items.save(&tmp.join("items.json")).map_err(|e| file_err(&tmp.join("items.json"), e))?;
+    snap.index.write(&tmp.join("items.index.json"), snap.items).map_err(|e| file_err(&tmp.join("items.index.json"), e))?;
+    // generator.json last: a folder without it is never taken for a checkpoint.
+    json(&tmp.join("generator.json"), snap.spec)?;
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| file_err(&old, e))?;
+        }
+        std::fs::rename(dir, &old).map_err(|e| file_err(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| file_err(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| file_err(&old, e))?;
+    }
+    Ok(())
+}
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.with_file_name(format!("{name}.{suffix}"))
+}
+
+/// The folder to load for `dir`: `dir` itself, or the previous checkpoint moved aside when a
+/// save was interrupted between its two renames. `None` when there is no checkpoint.
+pub fn existing(dir: &Path) -> Option<PathBuf> {
+    [dir.to_path_buf(), sibling(dir, "old")].into_iter().find(|d| d.join("generator.json").is_file())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|e| file_err(path, e))
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CheckpointError> {
+    serde_json::from_slice(&read(path)?).map_err(|e| file_err(path, e))
+}
+
+/// Loads the checkpoint in `dir` (see [`existing`]) onto `device`.
+pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> {
+    let dir = existing(dir).ok_or_else(|| CheckpointError::NotACheckpoint(dir.to_path_buf()))?;
+    let spec: GeneratorSpec = read_json(&dir.join("generator.json"))?;
+    let state: TrainState = read_json(&dir.join("state.json"))?;
+    let model_path = dir.join("model.bpk");
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(read(&model_path)?)).map_err(|e| file_err(&model_path, e))?;
+    let model = spec.init(device).map_err(|e| file_err(&dir.join("generator.json"), e))?;
+    let model = model.try_load_record(record).map_err(|e| file_err(&model_path, e))?;
+    let items_path = dir.join("items.json");
+    let items = IdMap::load(&items_path).map_err(|e| file_err(&items_path, e))?;
+    let index_path = dir.join("items.index.json");
+    let (index, _) = SemanticIndex::read(&index_path, &items).map_err(|e| file_err(&index_path, e))?;
+    Ok(Checkpoint { dir, spec, state, model, items, index })
+}
+
+/// Loads the optimizer state saved beside a checkpoint into `optim`.
+pub fn load_optimizer(dir: &Path, optim: ModuleOptimizer) -> Result<ModuleOptimizer, CheckpointError> {
+    let path = dir.join("optimizer.bpk");
+    let record = burn::optim::OptimizerRecord::from_bytes(Bytes::from_bytes_vec(read(&path)?)).map_err(|e| file_err(&path, e))?;
+    Ok(optim.load_record(record))
+}

@@ -1,0 +1,69 @@
+//! What a training run shows while it works: a progress bar per epoch with the running loss,
+//! the learning rate and the throughput, a summary line per epoch (printed also when stderr is
+//! not a terminal), and the optional validation Recall/NDCG by beam search.
+
+use std::collections::BTreeMap;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::batches::left_pad;
+use super::checkpoint::EpochLog;
+use super::trainer::TrainInputs;
+use crate::data::Part;
+use crate::decode::{beam_search, Trie};
+use crate::eval::metrics::{rank_of, MetricAccumulator};
+use crate::model::Generator;
+
+/// The bar of one epoch.
+pub struct EpochProgress {
+    bar: ProgressBar,
+}
+
+impl EpochProgress {
+    /// A bar over `batches` steps of epoch `epoch` of `epochs`.
+    pub fn new(epoch: usize, epochs: usize, batches: usize) -> Self {
+        let bar = ProgressBar::new(batches as u64).with_style(
+            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} eta {eta}").expect("valid template"),
+        );
+        bar.set_prefix(format!("{epoch}/{epochs}"));
+        EpochProgress { bar }
+    }
+
+    /// After `done` batches: the running loss, the current learning rate and examples/s.
+    pub fn update(&mut self, done: usize, loss: f64, lr: f64, per_s: f64) {
+        self.bar.set_position(done as u64);
+        self.bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {per_s:.0} ex/s"));
+    }
+
+    /// Clears the bar and prints the epoch's summary line.
+    pub fn finish(self, l: &EpochLog) {
+        self.bar.finish_and_clear();
+        let mut line = format!(
+            "epoch {:>3}: train loss {:.4}  valid loss {:.4}  lr {:.2e}  {:.0} ex/s  {:.1}s",
+            l.epoch, l.train_loss, l.valid_loss, l.lr, l.train_examples_per_s, l.seconds
+        );
+        if let Some(m) = &l.valid_metrics {
+            for (k, v) in m {
+                line.push_str(&format!("  {k} {v:.4}"));
+            }
+        }
+        eprintln!("{line}");
+    }
+}
+
+/// Validation Recall@5/10 and NDCG@5/10 of `model` by constrained beam search (20 beams).
+pub fn valid_metrics(model: &Generator, inp: &TrainInputs, pad_to: usize) -> BTreeMap<String, f64> {
+    let device = &inp.device;
+    let trie = Trie::new(inp.items, true, device).expect("the training IDs form a valid trie");
+    let mut acc = MetricAccumulator::new(&[5, 10]);
+    for chunk in inp.split.part(Part::Valid).chunks(inp.cfg.batch_size) {
+        let histories: Vec<&[u32]> = chunk.iter().map(|&e| inp.split.history(inp.ds, e)).collect();
+        let enc = left_pad(inp.items.encoder_input(&histories), pad_to).to_device(device);
+        let ranked = beam_search(model, &enc, &trie, 20, 20);
+        for (&e, r) in chunk.iter().zip(ranked) {
+            let list: Vec<u32> = r.into_iter().map(|(i, _)| i).collect();
+            acc.add(rank_of(&list, inp.split.target(inp.ds, e)));
+        }
+    }
+    acc.summary().values
+}
