@@ -1,6 +1,7 @@
 //! The generators: the token vocabulary shared by all of them and the T5 backbone (TIGER).
 //! DiscRec and FlexCode plug their input blocks in front of the T5 stacks.
 
+pub mod discrec;
 pub mod t5;
 pub mod vocab;
 
