@@ -299,7 +299,7 @@ mod item_attention {
     use burn::tensor::{Device, Int, Tensor, TensorData, Tolerance};
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
-    use sidrec::kernels::item_attention::{item_local_attention, item_local_attention_reference};
+    use sidrec::kernels::item_attention::{item_local_attention, item_local_attention_reference, kernel_available};
 
     /// Left-padded rows of items of 1 to `max_len` tokens (slots counted from the end) closed
     /// by EOS, as `ItemTokens::encoder_input` builds them; some rows are short (padding).
@@ -328,6 +328,7 @@ mod item_attention {
     fn item_attention_kernel_matches_the_reference_on_wgpu() {
         let Some(device) = software_wgpu() else { return };
         let ad = device.autodiff();
+        assert!(kernel_available(&ad), "the kernel path must run here");
         let mut rng = StdRng::seed_from_u64(11);
         for (batch, seq, heads, d_kv, max_len) in [(7, 23, 2, 8, 4), (5, 81, 2, 64, 4), (3, 17, 1, 4, 3)] {
             let slot = slots(&mut rng, batch, seq, max_len);
@@ -366,6 +367,7 @@ mod item_attention {
         let cpu = super::support::assert_discrec_parity(&Device::flex(), true);
         assert!(cpu < 1e-4);
         let Some(device) = software_wgpu() else { return };
+        assert!(kernel_available(&device));
         super::support::assert_discrec_parity(&device, true);
         super::support::assert_discrec_parity(&device, false);
     }

@@ -28,7 +28,7 @@ use burn::backend::{backend_extension, Dispatch};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, DType, Int, IntDType, Shape, Tensor};
 
-use super::quantize::kernel_available;
+pub use super::quantize::kernel_available;
 
 /// Backends with the item-local attention kernels: the cubecl backend (wgpu runtime), fused or
 /// not, and autodiff over them (`backward.rs`).
