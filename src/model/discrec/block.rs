@@ -23,6 +23,22 @@ pub struct DiscRecOutput {
     pub gate_sem: Option<Tensor<2>>,
 }
 
+impl DiscRecOutput {
+    /// The mean semantic gate weight over the tokens where `mask` is 1 (pass the encoder's
+    /// `attention_mask` to leave padding out; `None` averages over every token), as the
+    /// `[sum of weights, number of tokens]` pair so that batches can be pooled. `None` without
+    /// the gate.
+    ///
+    /// # Shapes
+    /// - mask: `[batch, seq]`
+    /// - output: `[2]`
+    pub fn gate_sem_sum(&self, mask: Option<Tensor<2>>) -> Option<Tensor<1>> {
+        let g = self.gate_sem.clone()?;
+        let mask = mask.unwrap_or_else(|| g.ones_like());
+        Some(Tensor::cat(vec![(g * mask.clone()).sum(), mask.sum()], 0))
+    }
+}
+
 /// One input block (the paper's item-level position embedding, collaborative branch and gate).
 #[derive(Module, Debug)]
 pub struct InputBlock {

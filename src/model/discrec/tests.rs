@@ -110,12 +110,17 @@ fn ablation_switches_build_and_change_the_block() {
 #[test]
 fn the_gate_weights_are_a_softmax_of_the_two_scores() {
     let device = Device::flex();
-    let b = batch(&[&[1, 2]], &device);
+    let b = batch(&[&[1, 2], &[0, 1, 2]], &device);
     let e = embeds(&b, &table(&device));
     let model = config().init(D, 3, &device);
     let out = model.encoder_input(e, &b);
-    let g: Vec<f32> = out.gate_sem.unwrap().into_data().try_to_vec().unwrap();
+    let g: Vec<f32> = out.gate_sem.clone().unwrap().into_data().try_to_vec().unwrap();
     assert!(g.iter().all(|&x| x > 0.0 && x < 1.0), "{g:?}");
+    // Pooled over real tokens only: [sum, count].
+    let pooled: Vec<f32> = out.gate_sem_sum(Some(b.attention_mask.clone())).unwrap().into_data().try_to_vec().unwrap();
+    let mask: Vec<f32> = b.attention_mask.clone().into_data().try_to_vec().unwrap();
+    let want: f32 = g.iter().zip(&mask).map(|(g, m)| g * m).sum();
+    assert!((pooled[0] - want).abs() < 1e-5 && pooled[1] == mask.iter().sum::<f32>(), "{pooled:?}");
 }
 
 #[test]
