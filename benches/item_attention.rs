@@ -8,11 +8,18 @@
 //! cargo bench --bench item_attention            # both devices
 //! cargo bench --bench item_attention -- wgpu    # criterion's name filter
 //! ```
+//!
+//! `cargo bench --bench item_attention -- discrec_block` (plain timed loop, printed) times the
+//! whole training step of both DiscRec blocks (encoder block over
+//! the batch above, decoder block over 5-token prefixes, dropout on, forward + backward), the
+//! part DiscRec adds to a TIGER training step.
 
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use criterion::{criterion_group, criterion_main, Criterion};
 use sidrec::cli::device::DeviceChoice;
 use sidrec::kernels::item_attention::{item_local_attention, item_local_attention_reference};
+use sidrec::model::discrec::DiscRecConfig;
+use sidrec::model::EncoderBatch;
 
 const BATCH: usize = 256;
 const ITEMS: usize = 20;
@@ -62,13 +69,58 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, paths: &[(&str, 
     group.finish();
 }
 
+/// Both DiscRec blocks, forward + backward, at d_model 128 (the kernel where the device has it).
+fn bench_block(name: &str, device: &Device) {
+    let ad = device.clone().autodiff();
+    let model = DiscRecConfig::default().init(HEADS * D_KV, ID_LEN, &ad);
+    let item_slot = slots(&ad);
+    let pos: Vec<i64> = (0..BATCH * SEQ).map(|j| if j % SEQ == SEQ - 1 { ID_LEN as i64 + 1 } else { (j % SEQ % ID_LEN) as i64 + 1 }).collect();
+    let item_pos = Tensor::<2, Int>::from_ints(TensorData::new(pos, [BATCH, SEQ]), &ad);
+    let batch = EncoderBatch {
+        input_ids: item_pos.clone(),
+        attention_mask: Tensor::ones([BATCH, SEQ], &ad),
+        item_pos,
+        item_slot,
+        lengths: vec![SEQ; BATCH],
+    };
+    let d = HEADS * D_KV;
+    let enc = Tensor::<3>::random([BATCH, SEQ, d], Distribution::Normal(0.0, 1.0), &ad);
+    let dec = Tensor::<3>::random([BATCH, ID_LEN + 1, d], Distribution::Normal(0.0, 1.0), &ad);
+    // A plain timed loop: one step is seconds on lavapipe, and criterion would take its
+    // first step (kernel compilation) as the estimate.
+    let step = || {
+        let t = std::time::Instant::now();
+        let (e, p) = (enc.clone().require_grad(), dec.clone().require_grad());
+        let loss = model.encoder_input(e.clone(), &batch).embeds.sum() + model.decoder_input(p.clone()).embeds.sum();
+        let grads = loss.backward();
+        let g = (e.grad(&grads), p.grad(&grads));
+        device.sync().expect("sync");
+        drop(g);
+        t.elapsed().as_secs_f64()
+    };
+    let warm = step();
+    let times: Vec<f64> = (0..3).map(|_| step()).collect();
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    println!("discrec_block/{name}/encoder+decoder/forward+backward: first step {warm:.3} s, then {times:.3?} s, mean {mean:.3} s");
+}
+
 fn benches(c: &mut Criterion) {
+    // Only on request (the filter `discrec_block`): it is slow on lavapipe.
+    let block = std::env::args().any(|a| a.contains("discrec_block"));
     let both: [(&str, Attention); 2] = [("kernel", item_local_attention), ("reference", item_local_attention_reference)];
     match DeviceChoice::WgpuCpu.init() {
-        Ok(device) => bench_device(c, "wgpu-cpu", &device, &both),
+        Ok(device) => {
+            bench_device(c, "wgpu-cpu", &device, &both);
+            if block {
+                bench_block("wgpu-cpu", &device);
+            }
+        }
         Err(e) => eprintln!("skipping wgpu-cpu: {e:#}"),
     }
     bench_device(c, "cpu", &Device::flex(), &both[1..]);
+    if block {
+        bench_block("cpu", &Device::flex());
+    }
 }
 
 criterion_group!(item_attention, benches);
