@@ -73,7 +73,7 @@ fn main() {
         };
         let ad = base.clone().autodiff();
         let cfg = ModelConfig { kind, ..Default::default() };
-        let mut model = Generator::new(&cfg, items.vocab().size(), &base).expect("model").to_device(&ad).train();
+        let mut model = Generator::new(&cfg, items.vocab().size(), items.max_len(), &base).expect("model").to_device(&ad).train();
         let params = model.num_params();
         let mut optim = AdamWConfig::new().with_weight_decay(0.01).with_epsilon(1e-8).init();
         let mut step = |model: Generator, b: &(sidrec::model::EncoderInput, sidrec::model::DecoderInput)| {

@@ -293,3 +293,82 @@ mod quantize {
         assert_eq!(host(out), expected);
     }
 }
+
+mod item_attention {
+    use super::software_wgpu;
+    use burn::tensor::{Device, Int, Tensor, TensorData, Tolerance};
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    use sidrec::kernels::item_attention::{item_local_attention, item_local_attention_reference, kernel_available};
+
+    /// Left-padded rows of items of 1 to `max_len` tokens (slots counted from the end) closed
+    /// by EOS, as `ItemTokens::encoder_input` builds them; some rows are short (padding).
+    fn slots(rng: &mut StdRng, batch: usize, seq: usize, max_len: usize) -> Vec<i64> {
+        let mut out = vec![0i64; batch * seq];
+        for r in 0..batch {
+            let real = if r % 3 == 0 { rng.random_range(1..=seq.min(5)) } else { rng.random_range(seq / 2..=seq) };
+            let row = &mut out[r * seq..(r + 1) * seq];
+            row[seq - 1] = 1;
+            let (mut j, mut slot) = (seq - 1, 2);
+            while j > seq - real {
+                let len = rng.random_range(1..=max_len).min(j - (seq - real));
+                for t in j - len..j {
+                    row[t] = slot;
+                }
+                j -= len;
+                slot += 1;
+            }
+        }
+        out
+    }
+
+    /// Forward and input gradients of the kernel against the dense reference, on random inputs
+    /// with padding, variable-length items and several head sizes.
+    #[test]
+    fn item_attention_kernel_matches_the_reference_on_wgpu() {
+        let Some(device) = software_wgpu() else { return };
+        let ad = device.autodiff();
+        assert!(kernel_available(&ad), "the kernel path must run here");
+        let mut rng = StdRng::seed_from_u64(11);
+        for (batch, seq, heads, d_kv, max_len) in [(7, 23, 2, 8, 4), (5, 81, 2, 64, 4), (3, 17, 1, 4, 3)] {
+            let slot = slots(&mut rng, batch, seq, max_len);
+            let slot = Tensor::<2, Int>::from_ints(TensorData::new(slot, [batch, seq]), &ad);
+            let shape = [batch, seq, heads, d_kv];
+            let rand = |rng: &mut StdRng| {
+                let v: Vec<f32> = (0..batch * seq * heads * d_kv).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+                TensorData::new(v, shape)
+            };
+            let (qd, kd, vd, pd) = (rand(&mut rng), rand(&mut rng), rand(&mut rng), rand(&mut rng));
+            let proj = Tensor::<4>::from_data(pd, &ad);
+            let mut results = Vec::new();
+            for kernel in [true, false] {
+                let [q, k, v] = [&qd, &kd, &vd].map(|d| Tensor::<4>::from_data(d.clone(), &ad).require_grad());
+                let f = if kernel { item_local_attention } else { item_local_attention_reference };
+                let out = f(q.clone(), k.clone(), v.clone(), slot.clone(), max_len);
+                let grads = (out.clone() * proj.clone()).sum().backward();
+                let g = [&q, &k, &v].map(|t| t.grad(&grads).unwrap().into_data());
+                results.push((out.into_data(), g));
+            }
+            let tol = Tolerance::rel_abs(1e-4, 1e-4);
+            let (ko, kg) = &results[0];
+            let (ro, rg) = &results[1];
+            ko.assert_approx_eq::<f32>(ro, tol);
+            for (name, (a, b)) in ["dq", "dk", "dv"].iter().zip(kg.iter().zip(rg)) {
+                eprintln!("{name} ({batch}, {seq}, {heads}, {d_kv}): checking");
+                a.assert_approx_eq::<f32>(b, tol);
+            }
+        }
+    }
+
+    /// The DiscRec block against PyTorch (`tests/fixtures/discrec_reference.py`): on the CPU
+    /// backend (reference attention), and on wgpu with the kernel and with the reference.
+    #[test]
+    fn discrec_block_matches_pytorch_on_cpu_and_wgpu() {
+        let cpu = super::support::assert_discrec_parity(&Device::flex(), true);
+        assert!(cpu < 1e-4);
+        let Some(device) = software_wgpu() else { return };
+        assert!(kernel_available(&device));
+        super::support::assert_discrec_parity(&device, true);
+        super::support::assert_discrec_parity(&device, false);
+    }
+}

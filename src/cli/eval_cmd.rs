@@ -13,7 +13,7 @@ use super::train_cmd::fixed_shapes;
 use crate::data::Part;
 use crate::decode::Trie;
 use crate::eval::{evaluate, EvalResult, GenerativeRanker, MostPopular, RandomRanker};
-use crate::train::batches::Batcher;
+use crate::train::batches::{left_pad, Batcher};
 use crate::train::checkpoint;
 
 /// Evaluates most-popular and random on validation and test.
@@ -52,8 +52,9 @@ pub fn table(results: &[EvalResult], ks: &[usize]) -> String {
 }
 
 /// Evaluates the generator saved in `ckpt` on validation and test (beam search, full
-/// catalogue), followed by the baselines for comparison.
-pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &Device) -> Result<Vec<EvalResult>> {
+/// catalogue), followed by the baselines for comparison. For DiscRec, also prints and writes
+/// `<out_dir>/gate.json` with the mean gate weight of each branch.
+pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &Device, out_dir: &Path) -> Result<Vec<EvalResult>> {
     let ck = checkpoint::load(ckpt, device)?;
     if ck.items.raw_ids() != p.ds.items.raw_ids() {
         bail!(
@@ -92,7 +93,40 @@ pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &
         out.push(evaluate(&mut ranker, &p.ds, &p.split, part, &p.pop, ks, bs));
     }
     out.extend(baseline_results(p, cfg));
+    if let Some(g) = gate_weights(&ranker, p, pad_to, bs) {
+        println!(
+            "DiscRec gate (mean over the encoder tokens of the test histories): semantic {:.3}, collaborative {:.3}",
+            g.semantic, g.collaborative
+        );
+        crate::artifact::write_json(&out_dir.join("gate.json"), &g)?;
+    }
     Ok(out)
+}
+
+/// The mean weight DiscRec's gate gives each branch.
+#[derive(Debug, serde::Serialize)]
+pub struct GateWeights {
+    /// Mean semantic-branch weight.
+    pub semantic: f64,
+    /// Mean collaborative-branch weight (`1 - semantic`).
+    pub collaborative: f64,
+    /// Encoder tokens averaged over.
+    pub tokens: usize,
+}
+
+/// DiscRec's mean gate weights over the test histories; `None` for models without a gate.
+fn gate_weights(r: &GenerativeRanker, p: &Prepared, pad_to: usize, bs: usize) -> Option<GateWeights> {
+    let mut sum = 0f64;
+    let mut count = 0f64;
+    for chunk in p.split.part(Part::Test).chunks(bs) {
+        let hs: Vec<&[u32]> = chunk.iter().map(|&e| p.split.history(&p.ds, e)).collect();
+        let enc = left_pad(r.items.encoder_input(&hs), pad_to).to_device(&r.device);
+        let v: Vec<f32> = r.model.encoder_gate_sum(&enc)?.into_data().try_to_vec::<f32>().ok()?;
+        sum += v[0] as f64;
+        count += v[1] as f64;
+    }
+    let semantic = sum / count.max(1.0);
+    Some(GateWeights { semantic, collaborative: 1.0 - semantic, tokens: count as usize })
 }
 
 /// Prints the results table and how head and tail are defined.
@@ -114,7 +148,7 @@ pub fn run(cfg: &RunConfig, checkpoint: Option<&Path>) -> Result<()> {
     let results = match checkpoint {
         Some(ckpt) => {
             let device = cfg.run.device.init()?;
-            evaluate_checkpoint(cfg, &p, ckpt, &device)?
+            evaluate_checkpoint(cfg, &p, ckpt, &device, &dir)?
         }
         None => baseline_results(&p, cfg),
     };

@@ -143,7 +143,7 @@ pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
         s.best_valid_loss.unwrap_or(f64::NAN),
         s.best_epoch
     );
-    let results = evaluate_checkpoint(cfg, &p, &outcome.best, &device)?;
+    let results = evaluate_checkpoint(cfg, &p, &outcome.best, &device, &dir)?;
     print_results(cfg, &p, &results);
     crate::artifact::write_json(&dir.join("metrics.json"), &results)?;
     println!(

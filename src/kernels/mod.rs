@@ -3,5 +3,9 @@
 //!
 //! - [`quantize`]: nearest codebook entry (argmin of squared L2) for a batch of vectors, without
 //!   materialising the `[n, codebook_size]` distance matrix.
+//! - [`item_attention`]: DiscRec's item-local attention (each token attends to the tokens of its
+//!   own item, plus the EOS <-> last item link), forward and backward, in `O(seq x window)`
+//!   without the `[seq, seq]` score matrix.
 
+pub mod item_attention;
 pub mod quantize;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::discrec::DiscRecConfig;
 use super::t5::T5Config;
 
 /// Which generator to train.
@@ -54,6 +55,8 @@ pub struct ModelConfig {
     pub relative_attention_max_distance: usize,
     /// Dropout probability (training only).
     pub dropout: f64,
+    /// `[model.discrec]`: DiscRec's input block (used when `kind = "discrec"`).
+    pub discrec: DiscRecConfig,
 }
 
 impl Default for ModelConfig {
@@ -70,6 +73,7 @@ impl Default for ModelConfig {
             relative_attention_num_buckets: 32,
             relative_attention_max_distance: 128,
             dropout: 0.1,
+            discrec: DiscRecConfig::default(),
         }
     }
 }
@@ -92,7 +96,8 @@ impl ModelConfig {
     /// Checks the sizes; returns the key and the problem.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         // The vocabulary size is known only once the IDs are; any positive value checks the rest.
-        self.t5(2).validate().map_err(|m| ("model", m))
+        self.t5(2).validate().map_err(|m| ("model", m))?;
+        self.discrec.validate(self.d_model).map_err(|e| ("model.discrec", e.to_string()))
     }
 }
 

@@ -3,6 +3,7 @@
 //! front of the T5 stacks.
 
 pub mod config;
+pub mod discrec;
 pub mod generator;
 pub mod t5;
 pub mod vocab;

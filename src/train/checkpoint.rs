@@ -68,7 +68,8 @@ impl GeneratorSpec {
 
     /// A freshly initialised generator of this shape.
     pub fn init(&self, device: &Device) -> Result<Generator, String> {
-        Generator::new(&self.model, self.vocab().size(), device)
+        let vocab = self.vocab();
+        Generator::new(&self.model, vocab.size(), vocab.levels(), device)
     }
 }
 

@@ -112,3 +112,65 @@ pub fn assert_minilm_parity(model: &Path, device: &burn::tensor::Device, batch_s
     eprintln!("minilm parity on {device:?}: worst cosine {worst:.7} over {} sentences", texts.len());
     worst
 }
+
+/// Loads `tests/fixtures/discrec_block.safetensors` (written by
+/// `tests/fixtures/discrec_reference.py`) into a DiscRec block on `device` (made autodiff here)
+/// and checks outputs, gate weights and input gradients of both blocks against PyTorch's.
+/// `kernel` picks the item-attention path. Returns the largest absolute difference seen.
+pub fn assert_discrec_parity(device: &burn::tensor::Device, kernel: bool) -> f32 {
+    use burn::tensor::{Int, Tensor, TensorData, Tolerance};
+    use sidrec::model::discrec::{weights::load_safetensors, DiscRecConfig};
+    use sidrec::model::EncoderBatch;
+
+    let device = device.clone().autodiff();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/discrec_block.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let raw = |name: &str| {
+        let v = st.tensor(name).unwrap();
+        (v.shape().to_vec(), v.data().to_vec())
+    };
+    let floats = |name: &str| {
+        let (shape, data) = raw(name);
+        let v: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        TensorData::new(v, shape)
+    };
+    let ints = |name: &str| {
+        let (shape, data) = raw(name);
+        let v: Vec<i64> = data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+        Tensor::<2, Int>::from_ints(TensorData::new(v, [shape[0], shape[1]]), &device)
+    };
+    let config = DiscRecConfig { d_ff: 32, dropout: 0.0, kernel, ..DiscRecConfig::default() };
+    let mut model = config.init(16, 3, &device);
+    load_safetensors(&mut model, &path, &device).unwrap();
+
+    let item_pos = ints("enc.item_pos");
+    let [b, s] = item_pos.dims();
+    let batch = EncoderBatch {
+        input_ids: item_pos.clone(),
+        attention_mask: Tensor::ones([b, s], &device),
+        item_pos,
+        item_slot: ints("enc.item_slot"),
+        lengths: vec![s; b],
+    };
+    let tol = Tolerance::rel_abs(1e-4, 1e-4);
+    let mut worst = 0f32;
+    let mut check = |got: TensorData, want: TensorData, what: &str| {
+        let g: Vec<f32> = got.iter::<f32>().collect();
+        let w: Vec<f32> = want.iter::<f32>().collect();
+        let diff = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        eprintln!("discrec parity ({what}, kernel {kernel}): max |diff| = {diff:e}");
+        worst = worst.max(diff);
+        got.assert_approx_eq::<f32>(&want, tol);
+    };
+    for (p, encoder) in [("enc", true), ("dec", false)] {
+        let e = Tensor::<3>::from_data(floats(&format!("{p}.e")), &device).require_grad();
+        let out = if encoder { model.encoder_input(e.clone(), &batch) } else { model.decoder_input(e.clone()) };
+        let proj = Tensor::<3>::from_data(floats(&format!("{p}.proj")), &device);
+        let grads = (out.embeds.clone() * proj).sum().backward();
+        check(out.embeds.into_data(), floats(&format!("{p}.out")), &format!("{p} out"));
+        check(out.gate_sem.unwrap().into_data(), floats(&format!("{p}.gate_sem")), &format!("{p} gate"));
+        check(e.grad(&grads).unwrap().into_data(), floats(&format!("{p}.grad_e")), &format!("{p} grad e"));
+    }
+    worst
+}

@@ -1,0 +1,159 @@
+//! DiscRec's input block (arXiv 2506.15576; SPEC section 4): item-level position embedding,
+//! the semantic branch `e`, the collaborative branch `c`, and the softmax gate fusing them,
+//! `Dropout(g_sem * e + g_col * c)`. One copy sits in front of the encoder, one in front of the
+//! decoder ([`DiscRec`]).
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Int, Tensor};
+
+use super::branch::CollaborativeBranch;
+use super::config::DiscRecConfig;
+use super::layer_norm::LayerNorm;
+use crate::model::vocab::EncoderBatch;
+
+/// What a block returns.
+#[derive(Debug, Clone)]
+pub struct DiscRecOutput {
+    /// `[batch, seq, d_model]` the fused input embeddings for the T5 stack.
+    pub embeds: Tensor<3>,
+    /// `[batch, seq]` the gate weight of the semantic branch per token (the collaborative
+    /// branch gets `1 - gate_sem`); `None` without the gate (or without the block).
+    pub gate_sem: Option<Tensor<2>>,
+}
+
+impl DiscRecOutput {
+    /// The mean semantic gate weight over the tokens where `mask` is 1 (pass the encoder's
+    /// `attention_mask` to leave padding out; `None` averages over every token), as the
+    /// `[sum of weights, number of tokens]` pair so that batches can be pooled. `None` without
+    /// the gate.
+    ///
+    /// # Shapes
+    /// - mask: `[batch, seq]`
+    /// - output: `[2]`
+    pub fn gate_sem_sum(&self, mask: Option<Tensor<2>>) -> Option<Tensor<1>> {
+        let g = self.gate_sem.clone()?;
+        let mask = mask.unwrap_or_else(|| g.ones_like());
+        Some(Tensor::cat(vec![(g * mask.clone()).sum(), mask.sum()], 0))
+    }
+}
+
+/// One input block (the paper's item-level position embedding, collaborative branch and gate).
+#[derive(Module, Debug)]
+pub struct InputBlock {
+    /// `[max_id_len + 2, d_model]` item-level position embedding; `None` in the ablation.
+    pub position: Option<Embedding>,
+    /// The norm of `e + v` (`x1`).
+    pub norm: Option<LayerNorm>,
+    /// The collaborative branch; `None` in the ablation (the block then returns `e`).
+    pub branch: Option<CollaborativeBranch>,
+    /// `[2, d_model]`: `w_sem` (row 0) and `w_col` (row 1); `None` sums the branches.
+    pub gate: Option<Embedding>,
+    dropout: Dropout,
+    /// The longest ID in tokens (the kernel's window).
+    window: usize,
+}
+
+impl InputBlock {
+    /// A block of width `d_model` with `positions` position rows.
+    pub fn new(c: &DiscRecConfig, d_model: usize, positions: usize, window: usize, device: &Device) -> Self {
+        let collaborative = c.collaborative;
+        Self {
+            position: (collaborative && c.position).then(|| EmbeddingConfig::new(positions, d_model).init(device)),
+            norm: collaborative.then(|| LayerNorm::new(d_model, device)),
+            branch: collaborative
+                .then(|| CollaborativeBranch::new(d_model, c.heads, c.d_ff, c.dropout, c.kernel, device)),
+            gate: (collaborative && c.gate).then(|| EmbeddingConfig::new(2, d_model).init(device)),
+            dropout: DropoutConfig::new(c.dropout).init(),
+            window,
+        }
+    }
+
+    /// `x1 = LN(e + v)`.
+    fn x1(&self, e: Tensor<3>, positions: Tensor<2, Int>, norm: &LayerNorm) -> Tensor<3> {
+        match &self.position {
+            Some(p) => norm.forward(e + p.forward(positions)),
+            None => norm.forward(e),
+        }
+    }
+
+    /// Gate (or sum) and dropout.
+    fn fuse(&self, e: Tensor<3>, c: Tensor<3>) -> DiscRecOutput {
+        let Some(gate) = &self.gate else {
+            return DiscRecOutput { embeds: self.dropout.forward(e + c), gate_sem: None };
+        };
+        let [batch, seq, d_model] = e.dims();
+        let w = gate.weight.val(); // [2, d_model]
+        let w_sem = w.clone().slice([0..1]).reshape([1, 1, d_model]);
+        let w_col = w.slice([1..2]).reshape([1, 1, d_model]);
+        let s_sem = (e.clone() * w_sem).sum_dim(2); // [batch, seq, 1]
+        let s_col = (c.clone() * w_col).sum_dim(2);
+        let g = softmax(Tensor::cat(vec![s_sem, s_col], 2), 2); // [batch, seq, 2]
+        let g_sem = g.clone().slice([0..batch, 0..seq, 0..1]);
+        let g_col = g.slice([0..batch, 0..seq, 1..2]);
+        let embeds = self.dropout.forward(e * g_sem.clone() + c * g_col);
+        DiscRecOutput { embeds, gate_sem: Some(g_sem.reshape([batch, seq])) }
+    }
+
+    /// The encoder's block; see [`DiscRec::encoder_input`].
+    fn encoder(&self, e: Tensor<3>, batch: &EncoderBatch) -> DiscRecOutput {
+        let (Some(norm), Some(branch)) = (&self.norm, &self.branch) else {
+            return DiscRecOutput { embeds: e, gate_sem: None };
+        };
+        let x1 = self.x1(e.clone(), batch.item_pos.clone(), norm);
+        let c = branch.forward_items(x1, batch.item_slot.clone(), self.window);
+        self.fuse(e, c)
+    }
+
+    /// The decoder's block; see [`DiscRec::decoder_input`].
+    fn decoder(&self, e: Tensor<3>) -> DiscRecOutput {
+        let (Some(norm), Some(branch)) = (&self.norm, &self.branch) else {
+            return DiscRecOutput { embeds: e, gate_sem: None };
+        };
+        let [rows, seq, _] = e.dims();
+        assert!(seq <= self.window + 2, "a decoder prefix of {seq} tokens is longer than the position table ({})", self.window + 2);
+        let positions = Tensor::<1, Int>::arange(0..seq as i64, &e.device()).unsqueeze::<2>().expand([rows, seq]);
+        let x1 = self.x1(e.clone(), positions, norm);
+        let c = branch.forward_causal(x1);
+        self.fuse(e, c)
+    }
+}
+
+/// DiscRec's two input blocks: the encoder's, and the decoder's unless it is ablated.
+#[derive(Module, Debug)]
+pub struct DiscRec {
+    /// The block in front of the encoder.
+    pub encoder: InputBlock,
+    /// The block in front of the decoder; `None` in the encoder-only ablation.
+    pub decoder: Option<InputBlock>,
+}
+
+impl DiscRec {
+    /// The encoder's input: `e` is T5's shared token embedding of `batch.input_ids`. Uses
+    /// `batch.item_pos` for the position embedding and `batch.item_slot` for the item-local
+    /// attention (histories are left-padded, so slot 2 is always the true last item).
+    ///
+    /// # Shapes
+    /// - e: `[batch, seq_src, d_model]`
+    /// - output: `[batch, seq_src, d_model]`, gate `[batch, seq_src]`
+    pub fn encoder_input(&self, e: Tensor<3>, batch: &EncoderBatch) -> DiscRecOutput {
+        let [b, s, _] = e.dims();
+        assert_eq!(batch.item_slot.dims(), [b, s], "item_slot does not match the embeddings");
+        assert_eq!(batch.item_pos.dims(), [b, s], "item_pos does not match the embeddings");
+        self.encoder.encoder(e, batch)
+    }
+
+    /// The decoder's input: `e` holds the embeddings of the prefix `[start, c1..c_{t-1}]`,
+    /// positions `0..t`, causal attention. Returns `e` unchanged without a decoder block.
+    ///
+    /// # Shapes
+    /// - e: `[batch, seq_tgt, d_model]`
+    /// - output: `[batch, seq_tgt, d_model]`, gate `[batch, seq_tgt]`
+    pub fn decoder_input(&self, e: Tensor<3>) -> DiscRecOutput {
+        match &self.decoder {
+            Some(block) => block.decoder(e),
+            None => DiscRecOutput { embeds: e, gate_sem: None },
+        }
+    }
+}
