@@ -42,6 +42,11 @@ pub struct KMeans {
 /// k-means++ seeding: the first centroid uniformly, each next one with probability proportional
 /// to the squared distance to the nearest centroid so far.
 ///
+/// The draw is an exponential race: with `E_i` independent Exp(1) variables (drawn on the host
+/// from `rng`), `argmax_i w_i / E_i` is index `i` with probability `w_i / sum(w)`. That is one
+/// reduction on the device per centroid, with no read-back (a cumulative sum would do the same
+/// in principle, but Burn's wgpu `cumsum` is quadratic in the length).
+///
 /// # Shapes
 /// - x: `[n, d]`
 /// - output: `[k, d]`
@@ -55,11 +60,9 @@ pub fn kmeans_plus_plus(x: Tensor<2>, k: usize, rng: &mut StdRng) -> Tensor<2> {
     let mut centroids = vec![x.clone().select(0, first)];
     let mut min_dist = dist_to(centroids[0].clone());
     for _ in 1..k {
-        let cum = min_dist.clone().cumsum(0); // [n]
-        let total = cum.clone().slice(n - 1..n); // [1]
-        let threshold = total.mul_scalar(rng.random::<f64>()).expand([n]);
-        // The first index whose cumulative weight exceeds the threshold.
-        let idx = cum.lower_equal(threshold).int().sum().clamp_max(n as i64 - 1); // [1]
+        let exp: Vec<f32> = (0..n).map(|_| (-(1.0 - rng.random::<f64>()).ln()).max(1e-30) as f32).collect();
+        let exp = Tensor::<1>::from_data(TensorData::new(exp, [n]), &device);
+        let idx = (min_dist.clone() / exp).argmax(0); // [1]
         let c = x.clone().select(0, idx); // [1, d]
         min_dist = min_dist.min_pair(dist_to(c.clone()));
         centroids.push(c);
@@ -69,9 +72,11 @@ pub fn kmeans_plus_plus(x: Tensor<2>, k: usize, rng: &mut StdRng) -> Tensor<2> {
 
 /// Assigns every point to a centroid: nearest, or Sinkhorn-balanced.
 fn assign(x: Tensor<2>, centroids: Tensor<2>, balanced: Option<(f64, usize)>) -> (Tensor<1, Int>, Tensor<1>) {
-    let near = nearest_code(x.clone(), centroids.clone());
     match balanced {
-        None => (near.index, near.dist),
+        None => {
+            let near = nearest_code(x, centroids);
+            (near.index, near.dist)
+        }
         Some((eps, iters)) => {
             let dist = sq_distances(x, centroids);
             let [n, _] = dist.dims();
