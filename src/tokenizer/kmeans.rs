@@ -5,10 +5,11 @@
 //! by a Sinkhorn-balanced one (equal mass per centroid), a soft form of the size-constrained
 //! k-means the LC-Rec/LETTER code uses for codebook initialisation.
 //!
-//! Everything stays on the device: the seeding samples by comparing a cumulative sum with a
-//! host-drawn uniform number (no read-back), the centroid update is a one-hot matmul
+//! Everything stays on the device: the seeding samples with an exponential race against
+//! host-drawn noise (no read-back), the centroid update is a one-hot matmul
 //! (deterministic, unlike an atomic scatter-add), and empty clusters are re-seeded with the
-//! points farthest from their centroid.
+//! points farthest from their centroid (the only read-back: one flag per iteration saying
+//! whether any cluster is empty).
 
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -105,9 +106,14 @@ pub fn kmeans(x: Tensor<2>, cfg: &KMeansConfig) -> KMeans {
         let counts = one_hot.sum_dim(0).transpose(); // [k, 1]
         let [_, d] = sums.dims();
         let means = sums / counts.clone().clamp_min(1.0).expand([k, d]);
+        let empty = counts.equal_elem(0.0); // [k, 1]
+        // One flag read per iteration spares the sort (slow on wgpu) when no cluster is empty.
+        if !empty.clone().any().into_scalar::<bool>() {
+            centroids = means;
+            continue;
+        }
         // The e-th empty cluster takes the e-th point farthest from its centroid.
         let far = dist.argsort_descending(0); // [n]
-        let empty = counts.equal_elem(0.0); // [k, 1]
         let rank = (empty.clone().int().cumsum(0) - 1).clamp(0, n as i64 - 1).reshape([k]);
         let far_points = x.clone().select(0, far.select(0, rank)); // [k, d]
         let empty = empty.expand([k, d]);
