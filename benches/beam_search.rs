@@ -9,28 +9,16 @@
 //! ```
 //! A plain timed binary, not criterion: one beam-search batch takes seconds on two cores.
 
+mod common;
+
 use std::time::Instant;
 
 use burn::tensor::Device;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use sidrec::cli::device::DeviceChoice;
-use sidrec::data::{CodeToken, SemanticIndex};
+use common::catalogue;
 use sidrec::decode::{beam_search, Trie};
-use sidrec::model::{ItemTokens, T5Config, T5ForConditionalGeneration};
-
-fn catalogue(n: usize) -> ItemTokens {
-    let mut rng = StdRng::seed_from_u64(3);
-    let mut seen = std::collections::HashSet::new();
-    let mut ids = Vec::with_capacity(n);
-    while ids.len() < n {
-        let id: Vec<CodeToken> = (0..4).map(|l| CodeToken { level: l, code: rng.random_range(0..256) }).collect();
-        if seen.insert(id.clone()) {
-            ids.push(id);
-        }
-    }
-    ItemTokens::new(sidrec::model::TokenVocab::new(vec![256; 4]), &SemanticIndex { ids }).expect("distinct ids")
-}
+use sidrec::model::{T5Config, T5ForConditionalGeneration};
 
 fn histories(users: usize, items: usize, seed: u64) -> Vec<Vec<u32>> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -42,29 +30,13 @@ fn sync(device: &Device) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let num = |flag: &str, default: usize| value(flag).map_or(default, |v| v.parse().expect("a number"));
-    let (batch, batches, beam, n_items) = (num("--batch", 64), num("--batches", 4), num("--beam", 20), num("--items", 12_101));
-    let mut devices: Vec<String> = args.windows(2).filter(|w| w[0] == "--device").map(|w| w[1].clone()).collect();
-    if devices.is_empty() {
-        devices = vec!["cpu".into()];
-    }
+    let args = common::Args::from_env();
+    let (batch, batches, beam, n_items) =
+        (args.num("--batch", 64), args.num("--batches", 4), args.num("--beam", 20), args.num("--items", 12_101));
+    let devices = args.devices(&["cpu"]);
     let items = catalogue(n_items);
     for dev in &devices {
-        let choice = match dev.as_str() {
-            "cpu" => DeviceChoice::Cpu,
-            "wgpu-cpu" => DeviceChoice::WgpuCpu,
-            "wgpu" => DeviceChoice::Wgpu,
-            other => panic!("unknown --device {other}"),
-        };
-        let device = match choice.init() {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("skipped {dev}: {e:#}");
-                continue;
-            }
-        };
+        let Some((_, device)) = common::init_device(dev) else { continue };
         let model: T5ForConditionalGeneration = T5Config::new(items.vocab().size()).init(&device);
         let start = Instant::now();
         let trie = Trie::new(&items, false, &device).expect("trie");

@@ -10,12 +10,13 @@
 //! `tests/fixtures/minilm_bench.py` can time the Python reference on the same inputs.
 //! A plain timed binary, not criterion: one pass over 10,000 texts takes minutes on two cores.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use sidrec::cli::device::DeviceChoice;
 use sidrec::data::{formats, Dataset, DatasetOptions, Format};
 use sidrec::embed::SentenceEncoder;
 
@@ -55,17 +56,10 @@ fn synthetic_texts(count: usize) -> Vec<String> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let values = |flag: &str| args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect::<Vec<_>>();
-    let batch: usize = value("--batch").map_or(64, |v| v.parse().expect("--batch N"));
-    let max_len: usize = value("--max-len").map_or(256, |v| v.parse().expect("--max-len N"));
-    let count: usize = value("--synthetic-count").map_or(10_000, |v| v.parse().expect("--synthetic-count N"));
-    let mut devices = values("--device");
-    if devices.is_empty() {
-        devices = vec!["cpu".into(), "wgpu-cpu".into()];
-    }
-    let mut sets = values("--set");
+    let args = common::Args::from_env();
+    let (batch, max_len, count) = (args.num("--batch", 64), args.num("--max-len", 256), args.num("--synthetic-count", 10_000));
+    let devices = args.devices(&["cpu", "wgpu-cpu"]);
+    let mut sets = args.values("--set");
     if sets.is_empty() {
         sets = vec!["ml1m".into(), "synthetic".into()];
     }
@@ -85,7 +79,7 @@ fn main() {
             other => panic!("unknown --set {other} (ml1m, synthetic)"),
         }
     }
-    if let Some(dir) = value("--dump-texts") {
+    if let Some(dir) = args.value("--dump-texts") {
         std::fs::create_dir_all(&dir).expect("dump folder");
         for (name, texts) in &inputs {
             let file = PathBuf::from(&dir).join(format!("{}.txt", name.split_whitespace().next().unwrap_or("texts")));
@@ -94,19 +88,7 @@ fn main() {
         }
     }
     for dev in &devices {
-        let choice = match dev.as_str() {
-            "cpu" => DeviceChoice::Cpu,
-            "wgpu-cpu" => DeviceChoice::WgpuCpu,
-            "wgpu" => DeviceChoice::Wgpu,
-            other => panic!("unknown --device {other}"),
-        };
-        let device = match choice.init() {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("skipped {dev}: {e:#}");
-                continue;
-            }
-        };
+        let Some((choice, device)) = common::init_device(dev) else { continue };
         let enc = SentenceEncoder::load(&model, max_len, &device)
             .expect("model loads")
             .with_pad_multiple(choice.default_pad_multiple());

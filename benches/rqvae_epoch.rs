@@ -11,12 +11,13 @@
 //! ```
 //! A plain timed binary, not criterion: one epoch takes seconds to minutes on two cores.
 
+mod common;
+
 use std::time::Instant;
 
 use burn::tensor::{Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use sidrec::cli::device::DeviceChoice;
 use sidrec::tokenizer::{
     assign_ids, train_rqvae, CollisionOptions, KMeansConfig, ResidualKMeansConfig, RqKMeans, RqVaeConfig, Tokenizer,
     TrainOptions,
@@ -40,29 +41,13 @@ fn embeddings(n: usize, d: usize) -> Vec<f32> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let mut devices: Vec<String> = args.windows(2).filter(|w| w[0] == "--device").map(|w| w[1].clone()).collect();
-    if devices.is_empty() {
-        devices = vec!["cpu".into(), "wgpu-cpu".into()];
-    }
-    let n: usize = value("--items").map_or(12_101, |v| v.parse().expect("--items N"));
+    let args = common::Args::from_env();
+    let devices = args.devices(&["cpu", "wgpu-cpu"]);
+    let n = args.num("--items", 12_101);
     let d = 384;
     let data = embeddings(n, d);
     for dev in &devices {
-        let choice = match dev.as_str() {
-            "cpu" => DeviceChoice::Cpu,
-            "wgpu-cpu" => DeviceChoice::WgpuCpu,
-            "wgpu" => DeviceChoice::Wgpu,
-            other => panic!("unknown --device {other}"),
-        };
-        let device = match choice.init() {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("skipped {dev}: {e:#}");
-                continue;
-            }
-        };
+        let Some((_, device)) = common::init_device(dev) else { continue };
         let x = Tensor::<2>::from_data(TensorData::new(data.clone(), [n, d]), &device);
         let arch = RqVaeConfig::new(d);
         // Three epochs: the first is cold, the second warm; the third carries the final evaluation.

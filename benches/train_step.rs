@@ -9,45 +9,26 @@
 //! ```
 //! A plain timed binary, not criterion: one step takes seconds on two cores.
 
+mod common;
+
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::Device;
+use common::{catalogue, init_device, Args};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use sidrec::cli::device::DeviceChoice;
-use sidrec::data::{CodeToken, SemanticIndex};
-use sidrec::model::{Generator, GeneratorKind, ItemTokens, ModelConfig, TokenVocab};
+use sidrec::model::{Generator, GeneratorKind, ModelConfig};
 use sidrec::train::clip::clip_global_norm;
 
-fn catalogue(n: usize) -> ItemTokens {
-    let mut rng = StdRng::seed_from_u64(3);
-    let mut seen = std::collections::HashSet::new();
-    let mut ids = Vec::with_capacity(n);
-    while ids.len() < n {
-        let id: Vec<CodeToken> = (0..4).map(|l| CodeToken { level: l, code: rng.random_range(0..256) }).collect();
-        if seen.insert(id.clone()) {
-            ids.push(id);
-        }
-    }
-    ItemTokens::new(TokenVocab::new(vec![256; 4]), &SemanticIndex { ids }).expect("distinct ids")
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let num = |flag: &str, default: usize| value(flag).map_or(default, |v| v.parse().expect("a number"));
-    let (batch, steps, n_items) = (num("--batch", 256), num("--steps", 5), num("--items", 12_101));
-    let kind = match value("--model").as_deref() {
+    let args = Args::from_env();
+    let (batch, steps, n_items) = (args.num("--batch", 256), args.num("--steps", 5), args.num("--items", 12_101));
+    let kind = match args.value("--model").as_deref() {
         None | Some("tiger") => GeneratorKind::Tiger,
         Some("discrec") => GeneratorKind::Discrec,
         Some(other) => panic!("unknown --model {other}"),
     };
-    let mut devices: Vec<String> = args.windows(2).filter(|w| w[0] == "--device").map(|w| w[1].clone()).collect();
-    if devices.is_empty() {
-        devices = vec!["cpu".into()];
-    }
     let items = catalogue(n_items);
     let mut rng = StdRng::seed_from_u64(1);
     let mut batch_of = || {
@@ -57,20 +38,8 @@ fn main() {
         (items.encoder_input(&refs), items.decoder_input(&targets))
     };
     let batches: Vec<_> = (0..steps + 1).map(|_| batch_of()).collect();
-    for dev in &devices {
-        let choice = match dev.as_str() {
-            "cpu" => DeviceChoice::Cpu,
-            "wgpu-cpu" => DeviceChoice::WgpuCpu,
-            "wgpu" => DeviceChoice::Wgpu,
-            other => panic!("unknown --device {other}"),
-        };
-        let base: Device = match choice.init() {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("skipped {dev}: {e:#}");
-                continue;
-            }
-        };
+    for dev in args.devices(&["cpu"]) {
+        let Some((_, base)) = init_device(&dev) else { continue };
         let ad = base.clone().autodiff();
         let cfg = ModelConfig { kind, ..Default::default() };
         let mut model = Generator::new(&cfg, items.vocab().size(), items.max_len(), &base).expect("model").to_device(&ad).train();

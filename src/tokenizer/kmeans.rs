@@ -5,10 +5,11 @@
 //! by a Sinkhorn-balanced one (equal mass per centroid), a soft form of the size-constrained
 //! k-means the LC-Rec/LETTER code uses for codebook initialisation.
 //!
-//! Everything stays on the device: the seeding samples by comparing a cumulative sum with a
-//! host-drawn uniform number (no read-back), the centroid update is a one-hot matmul
+//! Everything stays on the device: the seeding samples with an exponential race against
+//! host-drawn noise (no read-back), the centroid update is a one-hot matmul
 //! (deterministic, unlike an atomic scatter-add), and empty clusters are re-seeded with the
-//! points farthest from their centroid.
+//! points farthest from their centroid (the only read-back: one flag per iteration saying
+//! whether any cluster is empty).
 
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -42,6 +43,11 @@ pub struct KMeans {
 /// k-means++ seeding: the first centroid uniformly, each next one with probability proportional
 /// to the squared distance to the nearest centroid so far.
 ///
+/// The draw is an exponential race: with `E_i` independent Exp(1) variables (drawn on the host
+/// from `rng`), `argmax_i w_i / E_i` is index `i` with probability `w_i / sum(w)`. That is one
+/// reduction on the device per centroid, with no read-back (a cumulative sum would do the same
+/// in principle, but Burn's wgpu `cumsum` is quadratic in the length).
+///
 /// # Shapes
 /// - x: `[n, d]`
 /// - output: `[k, d]`
@@ -55,11 +61,9 @@ pub fn kmeans_plus_plus(x: Tensor<2>, k: usize, rng: &mut StdRng) -> Tensor<2> {
     let mut centroids = vec![x.clone().select(0, first)];
     let mut min_dist = dist_to(centroids[0].clone());
     for _ in 1..k {
-        let cum = min_dist.clone().cumsum(0); // [n]
-        let total = cum.clone().slice(n - 1..n); // [1]
-        let threshold = total.mul_scalar(rng.random::<f64>()).expand([n]);
-        // The first index whose cumulative weight exceeds the threshold.
-        let idx = cum.lower_equal(threshold).int().sum().clamp_max(n as i64 - 1); // [1]
+        let exp: Vec<f32> = (0..n).map(|_| (-(1.0 - rng.random::<f64>()).ln()).max(1e-30) as f32).collect();
+        let exp = Tensor::<1>::from_data(TensorData::new(exp, [n]), &device);
+        let idx = (min_dist.clone() / exp).argmax(0); // [1]
         let c = x.clone().select(0, idx); // [1, d]
         min_dist = min_dist.min_pair(dist_to(c.clone()));
         centroids.push(c);
@@ -69,9 +73,11 @@ pub fn kmeans_plus_plus(x: Tensor<2>, k: usize, rng: &mut StdRng) -> Tensor<2> {
 
 /// Assigns every point to a centroid: nearest, or Sinkhorn-balanced.
 fn assign(x: Tensor<2>, centroids: Tensor<2>, balanced: Option<(f64, usize)>) -> (Tensor<1, Int>, Tensor<1>) {
-    let near = nearest_code(x.clone(), centroids.clone());
     match balanced {
-        None => (near.index, near.dist),
+        None => {
+            let near = nearest_code(x, centroids);
+            (near.index, near.dist)
+        }
         Some((eps, iters)) => {
             let dist = sq_distances(x, centroids);
             let [n, _] = dist.dims();
@@ -100,9 +106,14 @@ pub fn kmeans(x: Tensor<2>, cfg: &KMeansConfig) -> KMeans {
         let counts = one_hot.sum_dim(0).transpose(); // [k, 1]
         let [_, d] = sums.dims();
         let means = sums / counts.clone().clamp_min(1.0).expand([k, d]);
+        let empty = counts.equal_elem(0.0); // [k, 1]
+        // One flag read per iteration spares the sort (slow on wgpu) when no cluster is empty.
+        if !empty.clone().any().into_scalar::<bool>() {
+            centroids = means;
+            continue;
+        }
         // The e-th empty cluster takes the e-th point farthest from its centroid.
         let far = dist.argsort_descending(0); // [n]
-        let empty = counts.equal_elem(0.0); // [k, 1]
         let rank = (empty.clone().int().cumsum(0) - 1).clamp(0, n as i64 - 1).reshape([k]);
         let far_points = x.clone().select(0, far.select(0, rank)); // [k, d]
         let empty = empty.expand([k, d]);

@@ -2,11 +2,11 @@
 //! distance, the smallest index among equal distances) and that distance.
 //!
 //! [`nearest_code`] is what the tokenizer calls: on a wgpu device it runs the custom kernel
-//! `shaders/quantize.wgsl` (one pass, codebook tiles in workgroup memory, no `[n, codebook_size]`
-//! matrix in device memory); elsewhere (the CPU backend, other cubecl runtimes) it runs
-//! [`nearest_code_reference`], the pure-Burn path that materialises the distance matrix. The
-//! layout follows Burn's `examples/custom-wgpu-kernel`: the [`QuantizeBackend`] extension trait
-//! here, its cubecl implementation in `launch.rs`.
+//! `shaders/quantize.wgsl` (one pass over the codebook for several rows of `x` held in registers,
+//! no `[n, codebook_size]` matrix in device memory); elsewhere (the CPU backend, other cubecl
+//! runtimes) it runs [`nearest_code_reference`], the pure-Burn path that materialises the
+//! distance matrix. The layout follows Burn's `examples/custom-wgpu-kernel`: the
+//! [`QuantizeBackend`] extension trait here, its cubecl implementation in `launch.rs`.
 
 mod launch;
 
@@ -47,6 +47,10 @@ impl<B: QuantizeBackend, C: CheckpointStrategy> QuantizeBackend for Autodiff<B, 
 }
 
 /// Whether `device` runs on the wgpu runtime (with or without autodiff), where the kernel exists.
+///
+/// The kernel is WGSL text: this crate enables burn's plain `wgpu` feature, whose devices compile
+/// WGSL. Enabling burn's `vulkan` or `metal` features (SPIR-V or MSL compilers) would need a
+/// check of the device's compiler here too.
 pub fn kernel_available(device: &Device) -> bool {
     matches!(device.clone().inner().as_dispatch(), DispatchDevice::Cube(d) if d.runtime() == RuntimeId::Wgpu)
 }
