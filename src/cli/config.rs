@@ -202,14 +202,22 @@ impl RunConfig {
     /// Reads `path` (or starts from the defaults when `None`), applies `overrides`
     /// (`section.key=value`), and checks every value.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self, ConfigError> {
-        let source = path.map_or_else(|| "defaults".to_string(), |p| p.display().to_string());
-        let mut table = match path {
+        match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Io { path: p.into(), source: e })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax { path: source.clone(), msg: e.to_string() })?
+                Self::load_str(&text, &p.display().to_string(), overrides)
             }
-            None => toml::Table::new(),
-        };
+            None => Self::load_str("", "defaults", overrides),
+        }
+    }
+
+    /// Like [`RunConfig::load`], from TOML `text` named `source` in messages (the quickstart's
+    /// built-in config, for one).
+    pub fn load_str(text: &str, source: &str, overrides: &[String]) -> Result<Self, ConfigError> {
+        let source = source.to_string();
+        let mut table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Syntax { path: source.clone(), msg: e.to_string() })?;
         for arg in overrides {
             let (key, value) = arg.split_once('=').ok_or_else(|| ConfigError::Override { arg: arg.clone() })?;
             set_path(&mut table, key.trim(), parse_value(value.trim()), arg)?;

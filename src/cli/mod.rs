@@ -52,6 +52,12 @@ impl Common {
     /// The effective config: file, then `--set`, then the dedicated flags, then `dataset` (a
     /// positional argument of some commands).
     pub fn config(&self, dataset: Option<&str>) -> Result<RunConfig> {
+        self.config_with_base(dataset, None)
+    }
+
+    /// [`Common::config`], starting from `base` (TOML text named by its first element) instead
+    /// of the built-in defaults when no `--config` is given.
+    pub fn config_with_base(&self, dataset: Option<&str>, base: Option<(&str, &str)>) -> Result<RunConfig> {
         let mut overrides = self.overrides.clone();
         if let Some(d) = self.device {
             overrides.push(format!("run.device=\"{d}\""));
@@ -62,14 +68,18 @@ impl Common {
         if let Some(d) = dataset {
             overrides.push(format!("data.dataset={}", toml::Value::String(d.to_string())));
         }
-        Ok(RunConfig::load(self.config.as_deref(), &overrides)?)
+        match (&self.config, base) {
+            (None, Some((name, text))) => Ok(RunConfig::load_str(text, name, &overrides)?),
+            (path, _) => Ok(RunConfig::load(path.as_deref(), &overrides)?),
+        }
     }
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train and evaluate on the embedded synthetic dataset (no download).
+    /// Train and evaluate on the embedded synthetic dataset (no download). Without --config it
+    /// uses configs/quickstart.toml, built into the binary.
     Quickstart {
         #[command(flatten)]
         common: Common,
@@ -178,7 +188,7 @@ pub enum DataCommand {
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Quickstart { common } => {
-            let mut cfg = common.config(None)?;
+            let mut cfg = common.config_with_base(None, Some(("configs/quickstart.toml (built in)", quickstart::CONFIG)))?;
             if cfg.run.out_dir.is_none() {
                 cfg.run.out_dir = Some(PathBuf::from("runs/quickstart"));
             }

@@ -11,6 +11,9 @@ use super::config::RunConfig;
 use super::run::prepare;
 use crate::data::DatasetStats;
 
+/// The quickstart's settings when no `--config` is given: `configs/quickstart.toml`, built in.
+pub const CONFIG: &str = include_str!("../../configs/quickstart.toml");
+
 /// Runs the quickstart.
 pub fn run(cfg: &RunConfig) -> Result<()> {
     let started = std::time::Instant::now();
