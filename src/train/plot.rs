@@ -147,7 +147,8 @@ fn draw_panel(c: &mut Canvas, p: &Panel, x_range: (f64, f64)) {
         let l = label(t);
         c.text(left - 6 - Canvas::text_width(&l, 1), y - 4, &l, BLACK, 1);
     }
-    for t in ticks(x0, x1, 10) {
+    // Epochs are whole numbers: no fractional ticks on the x axis.
+    for t in ticks(x0, x1, 10).into_iter().filter(|t| t.fract() == 0.0) {
         let x = px(t);
         c.line((x, top), (x, bottom), GRID, 1);
         let l = label(t);
