@@ -13,6 +13,8 @@
 
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
+use crate::kernels::quantize::distance_matrix;
+
 /// Log-weight of padded rows: far below any real entry, yet finite (no NaN from `-inf - -inf`).
 const PAD_LOG: f32 = -1.0e30;
 
@@ -23,13 +25,7 @@ const PAD_LOG: f32 = -1.0e30;
 /// - codebook: `[codebook_size, d]`
 /// - output: `[n, codebook_size]`
 pub fn sq_distances(x: Tensor<2>, codebook: Tensor<2>) -> Tensor<2> {
-    let [n, d] = x.dims();
-    let [k, dc] = codebook.dims();
-    assert_eq!(d, dc, "x has {d} columns, the codebook {dc}");
-    let (x, codebook) = (x.detach(), codebook.detach());
-    let x2 = x.clone().powi_scalar(2).sum_dim(1); // [n, 1]
-    let c2 = codebook.clone().powi_scalar(2).sum_dim(1).reshape([1, k]); // [1, k]
-    (x2.expand([n, k]) - x.matmul(codebook.transpose()).mul_scalar(2.0) + c2.expand([n, k])).clamp_min(0.0)
+    distance_matrix(x, codebook).clamp_min(0.0)
 }
 
 /// `log(sum(exp(x)))` along `dim`, kept as a size-1 dimension.

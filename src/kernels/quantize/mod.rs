@@ -103,15 +103,27 @@ pub fn nearest_code(x: Tensor<2>, codebook: Tensor<2>) -> NearestCode {
 /// - codebook: `[codebook_size, d]`
 /// - output: `[n]` indices and distances
 pub fn nearest_code_reference(x: Tensor<2>, codebook: Tensor<2>) -> NearestCode {
+    let [n, _] = x.dims();
+    let (dist, index) = distance_matrix(x, codebook).min_dim_with_indices(1); // [n, 1] each
+    NearestCode { index: index.reshape([n]), dist: dist.clamp_min(0.0).reshape([n]) }
+}
+
+/// Squared L2 distance between every row of `x` and every codebook row as
+/// `|x|^2 - 2 x c^T + |c|^2`, without gradient. Rounding can leave entries slightly below 0;
+/// callers clamp where it matters (after the argmin in [`nearest_code_reference`]).
+///
+/// # Shapes
+/// - x: `[n, d]`
+/// - codebook: `[codebook_size, d]`
+/// - output: `[n, codebook_size]`
+pub fn distance_matrix(x: Tensor<2>, codebook: Tensor<2>) -> Tensor<2> {
     let [n, d] = x.dims();
     let [k, dc] = codebook.dims();
     assert_eq!(d, dc, "x has {d} columns, the codebook {dc}");
     let (x, codebook) = (x.detach(), codebook.detach());
     let x2 = x.clone().powi_scalar(2).sum_dim(1); // [n, 1]
     let c2 = codebook.clone().powi_scalar(2).sum_dim(1).reshape([1, k]); // [1, k]
-    let dist = x2.expand([n, k]) - x.matmul(codebook.transpose()).mul_scalar(2.0) + c2.expand([n, k]);
-    let (dist, index) = dist.min_dim_with_indices(1); // [n, 1] each
-    NearestCode { index: index.reshape([n]), dist: dist.clamp_min(0.0).reshape([n]) }
+    x2.expand([n, k]) - x.matmul(codebook.transpose()).mul_scalar(2.0) + c2.expand([n, k])
 }
 
 #[cfg(test)]
