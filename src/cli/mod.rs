@@ -153,7 +153,8 @@ pub enum Command {
         /// One history: item ids, oldest first.
         #[arg(long, num_args = 1.., value_name = "ID")]
         history: Vec<String>,
-        /// A file of histories, one per line (ids separated by spaces or commas, oldest first).
+        /// A file of histories, one per line, oldest first (ids separated by tabs, or by spaces or
+        /// commas when the line has no tab).
         #[arg(long, value_name = "FILE")]
         histories: Option<PathBuf>,
         /// How many items to return per history.

@@ -2,8 +2,9 @@
 //! the dataset's own item ids, as JSON.
 //!
 //! Histories come from `--history ID ...` or a file (`--histories FILE`: one history per line,
-//! item ids separated by spaces, tabs or commas, oldest first; blank lines and lines starting
-//! with `#` are skipped). Only the checkpoint is needed, not the dataset.
+//! oldest first; item ids separated by tabs when the line has a tab, so that ids may contain
+//! spaces or commas (MovieLens-1M's ids are titles), otherwise by spaces or commas; blank lines
+//! and lines starting with `#` are skipped). Only the checkpoint is needed, not the dataset.
 
 use std::path::Path;
 
@@ -36,7 +37,8 @@ pub struct Scored {
     pub probability: f32,
 }
 
-/// Reads histories from `path`: one per line, ids split on whitespace or commas.
+/// Reads histories from `path`: one per line, ids split on tabs when the line has one, else on
+/// whitespace or commas.
 pub fn read_histories(path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let mut out = Vec::new();
@@ -45,7 +47,11 @@ pub fn read_histories(path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let ids: Vec<String> = line.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).map(String::from).collect();
+        let ids: Vec<String> = if line.contains('\t') {
+            line.split('\t').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+        } else {
+            line.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).map(String::from).collect()
+        };
         out.push((i + 1, ids));
     }
     if out.is_empty() {
@@ -113,9 +119,10 @@ mod tests {
     fn history_files_skip_comments_and_name_their_lines() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("h.txt");
-        std::fs::write(&p, "# users\n1 2 3\n\n4,5\t6\n").unwrap();
+        std::fs::write(&p, "# users\n1 2 3\n\n4,5 6\nTitanic (1997)\tHeat, The (1995)\n").unwrap();
         let h = read_histories(&p).unwrap();
-        assert_eq!(h, vec![(2, vec!["1".into(), "2".into(), "3".into()]), (4, vec!["4".into(), "5".into(), "6".into()])]);
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(h, vec![(2, v(&["1", "2", "3"])), (4, v(&["4", "5", "6"])), (5, v(&["Titanic (1997)", "Heat, The (1995)"]))]);
         std::fs::write(&p, "# nothing\n").unwrap();
         assert!(read_histories(&p).unwrap_err().to_string().contains("no histories"));
     }
