@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::batches::left_pad;
 use super::checkpoint::EpochLog;
 use super::trainer::TrainInputs;
 use crate::data::Part;
-use crate::decode::{beam_search, Trie};
+use crate::decode::Trie;
 use crate::eval::metrics::{rank_of, MetricAccumulator};
+use crate::eval::GenerativeRanker;
 use crate::model::Generator;
 
 /// The bar of one epoch.
@@ -53,14 +53,20 @@ impl EpochProgress {
 
 /// Validation Recall@5/10 and NDCG@5/10 of `model` by constrained beam search (20 beams).
 pub fn valid_metrics(model: &Generator, inp: &TrainInputs, pad_to: usize) -> BTreeMap<String, f64> {
-    let device = &inp.device;
-    let trie = Trie::new(inp.items, true, device).expect("the training IDs form a valid trie");
+    let trie = Trie::new(inp.items, true, &inp.device).expect("the training IDs form a valid trie");
+    let ranker = GenerativeRanker {
+        model,
+        items: inp.items,
+        trie: &trie,
+        device: inp.device.clone(),
+        beam: 20,
+        pad_to,
+        name: String::new(),
+    };
     let mut acc = MetricAccumulator::new(&[5, 10]);
     for chunk in inp.split.part(Part::Valid).chunks(inp.cfg.batch_size) {
         let histories: Vec<&[u32]> = chunk.iter().map(|&e| inp.split.history(inp.ds, e)).collect();
-        let enc = left_pad(inp.items.encoder_input(&histories), pad_to).to_device(device);
-        let ranked = beam_search(model, &enc, &trie, 20, 20);
-        for (&e, r) in chunk.iter().zip(ranked) {
+        for (&e, r) in chunk.iter().zip(ranker.rank(&histories, 10)) {
             let list: Vec<u32> = r.into_iter().map(|(i, _)| i).collect();
             acc.add(rank_of(&list, inp.split.target(inp.ds, e)));
         }
