@@ -5,8 +5,12 @@
 //!
 //! ```sh
 //! cargo bench --bench train_step -- --device cpu --device wgpu-cpu [--batch 256] [--steps 5] \
-//!     [--model tiger|discrec]
+//!     [--model tiger|discrec] [--config configs/quickstart.toml] [--history 20] [--items 12101] \
+//!     [--levels 4] [--codebook 256] [--matmul auto|burn|tiled]
 //! ```
+//! `--config` takes the `[model]` section (sizes, kind) from a run config instead of SPEC's
+//! defaults; with the quickstart's config and `--history 10 --items 724 --levels 4 --codebook 32
+//! --batch 128` it times the quickstart's training step.
 //! A plain timed binary, not criterion: one step takes seconds on two cores.
 
 mod common;
@@ -15,7 +19,10 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
-use common::{catalogue, init_device, Args};
+use common::{catalogue_of, init_device, Args};
+use sidrec::cli::config::RunConfig;
+use sidrec::kernels::matmul::{set_policy, MatmulPolicy};
+use std::path::Path;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use sidrec::model::{Generator, GeneratorKind, ModelConfig};
@@ -24,15 +31,29 @@ use sidrec::train::clip::clip_global_norm;
 fn main() {
     let args = Args::from_env();
     let (batch, steps, n_items) = (args.num("--batch", 256), args.num("--steps", 5), args.num("--items", 12_101));
-    let kind = match args.value("--model").as_deref() {
-        None | Some("tiger") => GeneratorKind::Tiger,
-        Some("discrec") => GeneratorKind::Discrec,
-        Some(other) => panic!("unknown --model {other}"),
+    let history = args.num("--history", 20);
+    let mut cfg = match args.value("--config") {
+        Some(path) => RunConfig::load(Some(Path::new(&path)), &[]).unwrap_or_else(|e| panic!("{e}")).model,
+        None => ModelConfig::default(),
     };
-    let items = catalogue(n_items);
+    match args.value("--model").as_deref() {
+        None => {}
+        Some("tiger") => cfg.kind = GeneratorKind::Tiger,
+        Some("discrec") => cfg.kind = GeneratorKind::Discrec,
+        Some(other) => panic!("unknown --model {other}"),
+    }
+    let kind = cfg.kind;
+    // `--matmul burn` times Burn's own matmul kernels on a software adapter, for comparison.
+    match args.value("--matmul").as_deref() {
+        None | Some("auto") => {}
+        Some("burn") => set_policy(MatmulPolicy::Burn),
+        Some("tiled") => set_policy(MatmulPolicy::Tiled),
+        Some(other) => panic!("unknown --matmul {other}"),
+    }
+    let items = catalogue_of(n_items, args.num("--levels", 4), args.num("--codebook", 256));
     let mut rng = StdRng::seed_from_u64(1);
     let mut batch_of = || {
-        let h: Vec<Vec<u32>> = (0..batch).map(|_| (0..20).map(|_| rng.random_range(0..n_items as u32)).collect()).collect();
+        let h: Vec<Vec<u32>> = (0..batch).map(|_| (0..history).map(|_| rng.random_range(0..n_items as u32)).collect()).collect();
         let refs: Vec<&[u32]> = h.iter().map(Vec::as_slice).collect();
         let targets: Vec<u32> = (0..batch).map(|i| h[i][0]).collect();
         (items.encoder_input(&refs), items.decoder_input(&targets))
@@ -41,7 +62,6 @@ fn main() {
     for dev in args.devices(&["cpu"]) {
         let Some((_, base)) = init_device(&dev) else { continue };
         let ad = base.clone().autodiff();
-        let cfg = ModelConfig { kind, ..Default::default() };
         let mut model = Generator::new(&cfg, items.vocab().size(), items.max_len(), &base).expect("model").to_device(&ad).train();
         let params = model.num_params();
         let mut optim = AdamWConfig::new().with_weight_decay(0.01).with_epsilon(1e-8).init();
@@ -63,7 +83,8 @@ fn main() {
         base.sync().expect("sync");
         let s = start.elapsed().as_secs_f64() / steps as f64;
         println!(
-            "{{\"device\": \"{dev}\", \"model\": \"{kind}\", \"params\": {params}, \"batch\": {batch}, \"encoder_tokens\": 81, \"s_per_step\": {s:.3}, \"sequences_per_s\": {:.1}}}",
+            "{{\"device\": \"{dev}\", \"model\": \"{kind}\", \"params\": {params}, \"batch\": {batch}, \"encoder_tokens\": {}, \"s_per_step\": {s:.3}, \"sequences_per_s\": {:.1}}}",
+            items.max_len() * history + 1,
             batch as f64 / s
         );
     }

@@ -61,14 +61,20 @@ pub fn init_device(name: &str) -> Option<(DeviceChoice, Device)> {
 
 /// A Beauty-sized catalogue: `n` items with distinct random 4 x 256 IDs (seeded).
 pub fn catalogue(n: usize) -> ItemTokens {
+    catalogue_of(n, 4, 256)
+}
+
+/// A catalogue of `n` items with distinct random IDs of `levels` codes from `codebook` each (seeded).
+pub fn catalogue_of(n: usize, levels: usize, codebook: usize) -> ItemTokens {
+    assert!((codebook as f64).powi(levels as i32) >= n as f64, "{n} items do not fit in {levels} x {codebook} IDs");
     let mut rng = StdRng::seed_from_u64(3);
     let mut seen = std::collections::HashSet::new();
     let mut ids = Vec::with_capacity(n);
     while ids.len() < n {
-        let id: Vec<CodeToken> = (0..4).map(|l| CodeToken { level: l, code: rng.random_range(0..256) }).collect();
+        let id: Vec<CodeToken> = (0..levels as u8).map(|l| CodeToken { level: l, code: rng.random_range(0..codebook as u32) }).collect();
         if seen.insert(id.clone()) {
             ids.push(id);
         }
     }
-    ItemTokens::new(TokenVocab::new(vec![256; 4]), &SemanticIndex { ids }).expect("distinct ids")
+    ItemTokens::new(TokenVocab::new(vec![codebook; levels]), &SemanticIndex { ids }).expect("distinct ids")
 }

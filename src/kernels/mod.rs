@@ -8,4 +8,5 @@
 //!   without the `[seq, seq]` score matrix.
 
 pub mod item_attention;
+pub mod matmul;
 pub mod quantize;

@@ -107,7 +107,7 @@ impl Mlp {
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let last = self.layers.len().saturating_sub(1);
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
-            let h = layer.forward(h);
+            let h = crate::kernels::matmul::linear(layer, h);
             if i < last { relu(h) } else { h }
         })
     }

@@ -13,6 +13,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::layer_norm::LayerNorm;
 use crate::kernels::item_attention::{item_local_attention, item_local_attention_reference};
+use crate::kernels::matmul::linear;
 
 /// The collaborative branch after the first layer norm.
 #[derive(Module, Debug)]
@@ -60,14 +61,14 @@ impl CollaborativeBranch {
     fn qkv(&self, x1: &Tensor<3>) -> [Tensor<4>; 3] {
         let [batch, seq, d_model] = x1.dims();
         let shape = [batch, seq, self.n_heads, d_model / self.n_heads];
-        [&self.query, &self.key, &self.value].map(|l| l.forward(x1.clone()).reshape(shape))
+        [&self.query, &self.key, &self.value].map(|l| linear(l, x1.clone()).reshape(shape))
     }
 
     /// Norm, feed-forward and residuals after the attention output `attn`.
     fn finish(&self, x1: Tensor<3>, attn: Tensor<4>) -> Tensor<3> {
         let x2 = self.norm.forward(attn.flatten::<3>(2, 3) + x1);
-        let inner = self.dropout.forward(relu(self.ff_in.forward(x2.clone())));
-        x2.clone() + self.dropout.forward(self.ff_out.forward(inner))
+        let inner = self.dropout.forward(relu(linear(&self.ff_in, x2.clone())));
+        x2.clone() + self.dropout.forward(linear(&self.ff_out, inner))
     }
 
     /// The encoder's branch: item-local attention over `slot` (see

@@ -12,6 +12,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::config::T5Config;
+use crate::kernels::matmul as mm;
 
 /// The relative-position bucket of `relative_position` (= key position - query position), as
 /// `T5Attention._relative_position_bucket`: half the buckets (per direction when
@@ -138,7 +139,7 @@ impl Attention {
     /// - output: `[batch, n_heads, seq, d_kv]`
     fn heads(&self, proj: &Linear, x: Tensor<3>) -> Tensor<4> {
         let [batch, seq, _] = x.dims();
-        proj.forward(x).reshape([batch, seq, self.n_heads, self.d_kv]).swap_dims(1, 2)
+        mm::linear(proj, x).reshape([batch, seq, self.n_heads, self.d_kv]).swap_dims(1, 2)
     }
 
     /// Keys and values of `x`.
@@ -161,10 +162,10 @@ impl Attention {
     fn attend(&self, q: Tensor<4>, kv: &Kv, bias: Tensor<4>) -> Tensor<3> {
         let [batch, n_heads, seq_q, d_kv] = q.dims();
         let [_, _, seq_k, _] = kv.k.dims();
-        let scores = q.matmul(kv.k.clone().swap_dims(2, 3)) + bias.expand([batch, n_heads, seq_q, seq_k]);
+        let scores = mm::matmul(q, kv.k.clone().swap_dims(2, 3)) + bias.expand([batch, n_heads, seq_q, seq_k]);
         let weights = self.dropout.forward(softmax(scores, 3));
-        let context = weights.matmul(kv.v.clone()).swap_dims(1, 2).reshape([batch, seq_q, n_heads * d_kv]);
-        self.o.forward(context)
+        let context = mm::matmul(weights, kv.v.clone()).swap_dims(1, 2).reshape([batch, seq_q, n_heads * d_kv]);
+        mm::linear(&self.o, context)
     }
 }
 

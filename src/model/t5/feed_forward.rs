@@ -4,6 +4,7 @@
 //! `T5LayerFF`). Field names follow the checkpoint keys (`DenseReluDense.wi`, `layer_norm`).
 
 use burn::module::Module;
+use crate::kernels::matmul::linear;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
@@ -44,8 +45,8 @@ impl FeedForward {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = relu(self.wi.forward(self.layer_norm.forward(x.clone())));
-        let h = self.wo.forward(self.dropout.forward(h));
+        let h = relu(linear(&self.wi, self.layer_norm.forward(x.clone())));
+        let h = linear(&self.wo, self.dropout.forward(h));
         x + self.dropout.forward(h)
     }
 }

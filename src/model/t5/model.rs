@@ -111,7 +111,7 @@ impl T5ForConditionalGeneration {
         let w = self.shared.weight.val(); // [vocab_size, d_model]
         let vocab = w.dims()[0];
         let h = hidden.reshape([batch * seq, d_model]).mul_scalar((d_model as f64).powf(-0.5));
-        h.matmul(w.transpose()).reshape([batch, seq, vocab])
+        crate::kernels::matmul::matmul(h, w.transpose()).reshape([batch, seq, vocab])
     }
 
     /// Logits of every decoder position (teacher forcing).
