@@ -443,3 +443,59 @@ mod matmul {
         }
     }
 }
+
+/// One training step's loss and every parameter gradient of a small DiscRec generator (the
+/// tiled matmul, the item-attention kernels and Burn's ops on wgpu) against the same model on
+/// the CPU backend, with padded histories of different lengths.
+#[test]
+fn discrec_generator_gradients_on_wgpu_match_the_cpu_backend() {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::optim::GradientsParams;
+    use sidrec::data::{CodeToken, SemanticIndex};
+    use sidrec::model::{Generator, GeneratorKind, ItemTokens, ModelConfig, TokenVocab};
+
+    struct Collect<'a>(&'a GradientsParams, Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.0.get::<D>(param.id) {
+                self.1.push(g.into_data().to_vec().unwrap());
+            }
+        }
+    }
+
+    let Some(device) = software_wgpu() else { return };
+    let mut rng = StdRng::seed_from_u64(23);
+    let mut ids = std::collections::BTreeSet::new();
+    while ids.len() < 60 {
+        ids.insert((0..3u8).map(|l| CodeToken { level: l, code: rng.random_range(0..8) }).collect::<Vec<_>>());
+    }
+    let items = ItemTokens::new(TokenVocab::new(vec![8; 3]), &SemanticIndex { ids: ids.into_iter().collect() }).unwrap();
+    let histories: Vec<Vec<u32>> = (0..6).map(|i| (0..1 + i % 5).map(|_| rng.random_range(0..60)).collect()).collect();
+    let refs: Vec<&[u32]> = histories.iter().map(Vec::as_slice).collect();
+    let targets: Vec<u32> = (0..6).map(|_| rng.random_range(0..60)).collect();
+    let (enc, dec) = (items.encoder_input(&refs), items.decoder_input(&targets));
+    let mut cfg = ModelConfig { kind: GeneratorKind::Discrec, d_model: 32, d_kv: 8, num_heads: 4, d_ff: 64, num_layers: 1, num_decoder_layers: 1, dropout: 0.0, ..Default::default() };
+    cfg.discrec.d_ff = 64;
+    cfg.discrec.dropout = 0.0;
+    let cpu = Device::flex().autodiff();
+    let model = Generator::new(&cfg, items.vocab().size(), items.max_len(), &Device::flex()).unwrap();
+    let mut results = Vec::new();
+    for dev in [cpu, device.autodiff()] {
+        let m = model.clone().to_device(&dev).train();
+        let loss = m.loss(&enc.to_device(&dev), &dec.to_device(&dev));
+        let loss_value: f32 = loss.clone().into_scalar();
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        let mut c = Collect(&grads, Vec::new());
+        m.visit(&mut c);
+        results.push((loss_value, c.1));
+    }
+    let ((cpu_loss, cpu_grads), (gpu_loss, gpu_grads)) = (&results[0], &results[1]);
+    assert!((cpu_loss - gpu_loss).abs() < 1e-4, "loss {cpu_loss} on cpu, {gpu_loss} on wgpu");
+    assert_eq!(cpu_grads.len(), gpu_grads.len());
+    assert!(cpu_grads.len() > 20, "every parameter has a gradient");
+    for (i, (a, b)) in cpu_grads.iter().zip(gpu_grads).enumerate() {
+        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+        let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-3 * scale, "parameter {i}: max |grad diff| {diff} (largest |grad| {scale})");
+    }
+}

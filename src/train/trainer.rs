@@ -151,9 +151,12 @@ pub fn train(inp: &TrainInputs, mut on_epoch: impl FnMut(&EpochLog) -> Continue)
             (ck.model, optim, ck.state, Some(from))
         }
         None => {
-            // Seeded so that a run's initial weights depend only on its seed.
-            base.seed(inp.seed);
-            let model = inp.spec.init(&base).map_err(TrainError::Model)?;
+            // Initialised on the CPU backend from the run's seed, then moved: a run's initial
+            // weights depend only on its seed, not on the device (each backend has its own
+            // random generator).
+            let host = Device::flex();
+            host.seed(inp.seed);
+            let model = inp.spec.init(&host).map_err(TrainError::Model)?.to_device(&base);
             (model, optimizer(cfg), TrainState { total_steps: total, ..Default::default() }, None)
         }
     };
