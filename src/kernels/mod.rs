@@ -6,6 +6,8 @@
 //! - [`item_attention`]: DiscRec's item-local attention (each token attends to the tokens of its
 //!   own item, plus the EOS <-> last item link), forward and backward, in `O(seq x window)`
 //!   without the `[seq, seq]` score matrix.
+//! - [`matmul`]: a register-tiled batched matmul, forward and backward, run on software wgpu
+//!   adapters (lavapipe) where Burn's workgroup-memory matmul kernels are slow.
 
 pub mod item_attention;
 pub mod matmul;
