@@ -13,7 +13,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::layer_norm::LayerNorm;
 use crate::kernels::item_attention::{item_local_attention, item_local_attention_reference};
-use crate::kernels::matmul::linear;
+use crate::kernels::matmul::{linear, matmul};
 
 /// The collaborative branch after the first layer norm.
 #[derive(Module, Debug)]
@@ -98,10 +98,10 @@ impl CollaborativeBranch {
         let [batch, seq, d_model] = x1.dims();
         let d_kv = d_model / self.n_heads;
         let [q, k, v] = self.qkv(&x1).map(|t| t.swap_dims(1, 2)); // [batch, n_heads, seq, d_kv]
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d_kv as f64).sqrt()); // [batch, n_heads, seq, seq]
+        let scores = matmul(q, k.swap_dims(2, 3)).div_scalar((d_kv as f64).sqrt()); // [batch, n_heads, seq, seq]
         let future = Tensor::<2, Bool>::tril_mask([seq, seq], 0, &x1.device()).unsqueeze::<4>();
         let scores = scores.mask_fill(future.expand([batch, self.n_heads, seq, seq]), -1e9);
-        let attn = softmax(scores, 3).matmul(v).swap_dims(1, 2); // [batch, seq, n_heads, d_kv]
+        let attn = matmul(softmax(scores, 3), v).swap_dims(1, 2); // [batch, seq, n_heads, d_kv]
         self.finish(x1, attn)
     }
 }
