@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
 use super::config::RunConfig;
 use super::run::{prepare, run_dir, write_id_maps, Prepared};
@@ -95,38 +95,76 @@ pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &
     out.extend(baseline_results(p, cfg));
     if let Some(g) = gate_weights(&ranker, p, pad_to, bs) {
         println!(
-            "DiscRec gate (mean over the encoder tokens of the test histories): semantic {:.3}, collaborative {:.3}",
-            g.semantic, g.collaborative
+            "DiscRec gate, mean over the encoder tokens of the test histories: semantic {:.3}, collaborative {:.3}",
+            g.encoder.semantic, g.encoder.collaborative
         );
+        if let Some(d) = &g.decoder {
+            println!(
+                "DiscRec gate, mean over the decoder inputs of the test targets: semantic {:.3}, collaborative {:.3}",
+                d.semantic, d.collaborative
+            );
+        }
         crate::artifact::write_json(&out_dir.join("gate.json"), &g)?;
     }
     Ok(out)
 }
 
-/// The mean weight DiscRec's gate gives each branch.
+/// The mean weight DiscRec's gate gives each branch in one block.
 #[derive(Debug, serde::Serialize)]
-pub struct GateWeights {
+pub struct BranchWeights {
     /// Mean semantic-branch weight.
     pub semantic: f64,
     /// Mean collaborative-branch weight (`1 - semantic`).
     pub collaborative: f64,
-    /// Encoder tokens averaged over.
+    /// Tokens averaged over.
     pub tokens: usize,
 }
 
-/// DiscRec's mean gate weights over the test histories; `None` for models without a gate.
+impl BranchWeights {
+    fn from_sums(sum: f64, count: f64) -> Self {
+        let semantic = sum / count.max(1.0);
+        BranchWeights { semantic, collaborative: 1.0 - semantic, tokens: count as usize }
+    }
+}
+
+/// DiscRec's mean gate weights: the encoder block's over the tokens of the test histories, the
+/// decoder block's (absent in the encoder-only ablation) over the teacher-forced decoder inputs
+/// `[start, c1..c_L]` of the test targets.
+#[derive(Debug, serde::Serialize)]
+pub struct GateWeights {
+    /// The block in front of the encoder.
+    pub encoder: BranchWeights,
+    /// The block in front of the decoder.
+    pub decoder: Option<BranchWeights>,
+}
+
+/// DiscRec's mean gate weights over the test split; `None` for models without a gate.
 fn gate_weights(r: &GenerativeRanker, p: &Prepared, pad_to: usize, bs: usize) -> Option<GateWeights> {
-    let mut sum = 0f64;
-    let mut count = 0f64;
+    let read = |t: Tensor<1>| -> Option<(f64, f64)> {
+        let v: Vec<f32> = t.into_data().try_to_vec::<f32>().ok()?;
+        Some((v[0] as f64, v[1] as f64))
+    };
+    let (mut enc_sum, mut enc_count) = (0f64, 0f64);
+    let mut dec: Option<(f64, f64)> = None;
     for chunk in p.split.part(Part::Test).chunks(bs) {
         let hs: Vec<&[u32]> = chunk.iter().map(|&e| p.split.history(&p.ds, e)).collect();
         let enc = left_pad(r.items.encoder_input(&hs), pad_to).to_device(&r.device);
-        let v: Vec<f32> = r.model.encoder_gate_sum(&enc)?.into_data().try_to_vec::<f32>().ok()?;
-        sum += v[0] as f64;
-        count += v[1] as f64;
+        let (s, c) = read(r.model.encoder_gate_sum(&enc)?)?;
+        enc_sum += s;
+        enc_count += c;
+        let targets: Vec<u32> = chunk.iter().map(|&e| p.split.target(&p.ds, e)).collect();
+        let batch = r.items.decoder_input(&targets).to_device(&r.device);
+        if let Some(t) = r.model.decoder_gate_sum(&batch) {
+            let (s, c) = read(t)?;
+            let acc = dec.get_or_insert((0.0, 0.0));
+            acc.0 += s;
+            acc.1 += c;
+        }
     }
-    let semantic = sum / count.max(1.0);
-    Some(GateWeights { semantic, collaborative: 1.0 - semantic, tokens: count as usize })
+    Some(GateWeights {
+        encoder: BranchWeights::from_sums(enc_sum, enc_count),
+        decoder: dec.map(|(s, c)| BranchWeights::from_sums(s, c)),
+    })
 }
 
 /// Prints the results table and how head and tail are defined.

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor};
 use super::config::{GeneratorKind, ModelConfig};
 use super::discrec::DiscRec;
 use super::t5::{DecoderCache, T5ForConditionalGeneration};
-use super::vocab::{DecoderBatch, EncoderBatch};
+use super::vocab::{DecoderBatch, EncoderBatch, PAD};
 use crate::decode::{BeamModel, BeamState};
 
 /// A sequence-to-sequence recommender over semantic-ID tokens.
@@ -95,6 +95,16 @@ impl Generator {
         let (_, gate) = self.encoder_embeds(enc);
         let g = gate?;
         let mask = enc.attention_mask.clone();
+        Some(Tensor::cat(vec![(g * mask.clone()).sum(), mask.sum()], 0))
+    }
+
+    /// For DiscRec with a decoder block and its gate: the sum of the decoder block's semantic
+    /// gate weights over the teacher-forced inputs `[start, c1..c_L]` of `dec` (the positions
+    /// with a label) and their number, `[sum, count]`; `None` otherwise.
+    pub fn decoder_gate_sum(&self, dec: &DecoderBatch) -> Option<Tensor<1>> {
+        let d = self.discrec.as_ref()?;
+        let g = d.decoder_input(self.t5.embed(dec.decoder_input_ids.clone())).gate_sem?;
+        let mask = dec.labels.clone().not_equal_elem(PAD as i64).float();
         Some(Tensor::cat(vec![(g * mask.clone()).sum(), mask.sum()], 0))
     }
 }
@@ -198,6 +208,10 @@ mod tests {
         }
         let gate = model.encoder_gate_sum(&enc).unwrap().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(gate[1], 7.0 + 4.0, "real tokens: 2 IDs + EOS and 1 ID + EOS");
+        assert!(gate[0] > 0.0 && gate[0] < gate[1]);
+        // Decoder inputs [start, c1, c2, c3] of two 3-code items: 8 positions with a label.
+        let gate = model.decoder_gate_sum(&dec).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(gate[1], 8.0);
         assert!(gate[0] > 0.0 && gate[0] < gate[1]);
     }
 
