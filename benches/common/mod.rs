@@ -17,6 +17,8 @@ pub struct Args(Vec<String>);
 impl Args {
     /// The arguments of this process.
     pub fn from_env() -> Self {
+        // As `sidrec` itself does (`sidrec::cli::alloc`): keep freed activations in the heap.
+        sidrec::cli::alloc::keep_large_blocks();
         Args(std::env::args().skip(1).filter(|a| a != "--bench").collect())
     }
 

@@ -2,6 +2,7 @@
 //! (`--config`, default: built-in defaults) with `--set section.key=value` overrides, and writes
 //! the effective config next to its outputs.
 
+pub mod alloc;
 pub mod config;
 pub mod data_cmd;
 pub mod device;
@@ -245,6 +246,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
 /// The binary's entry point: parses arguments, runs, and turns every error into a message on
 /// stderr and a non-zero exit code.
 pub fn main() -> ExitCode {
+    alloc::keep_large_blocks();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
