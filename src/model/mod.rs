@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod discrec;
+pub mod dropout;
 pub mod generator;
 pub mod t5;
 pub mod vocab;

@@ -12,6 +12,7 @@ use super::branch::CollaborativeBranch;
 use super::config::DiscRecConfig;
 use super::layer_norm::LayerNorm;
 use crate::model::vocab::EncoderBatch;
+use crate::model::dropout::dropout;
 
 /// What a block returns.
 #[derive(Debug, Clone)]
@@ -84,14 +85,14 @@ impl InputBlock {
     /// costs (small models, software adapters).
     fn fuse(&self, e: Tensor<3>, c: Tensor<3>) -> DiscRecOutput {
         let Some(gate) = &self.gate else {
-            return DiscRecOutput { embeds: self.dropout.forward(e + c), gate_sem: None };
+            return DiscRecOutput { embeds: dropout(&self.dropout, e + c), gate_sem: None };
         };
         let [batch, seq, d_model] = e.dims();
         let w = gate.weight.val(); // [2, d_model]
         let w_sem = w.clone().slice([0..1]).reshape([1, 1, d_model]);
         let w_col = w.slice([1..2]).reshape([1, 1, d_model]);
         let g_sem = sigmoid((e.clone() * w_sem - c.clone() * w_col).sum_dim(2)); // [batch, seq, 1]
-        let embeds = self.dropout.forward(c.clone() + (e - c) * g_sem.clone());
+        let embeds = dropout(&self.dropout, c.clone() + (e - c) * g_sem.clone());
         DiscRecOutput { embeds, gate_sem: Some(g_sem.reshape([batch, seq])) }
     }
 

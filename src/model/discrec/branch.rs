@@ -14,6 +14,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 use super::layer_norm::LayerNorm;
 use crate::kernels::item_attention::{item_local_attention, item_local_attention_reference};
 use crate::kernels::matmul::{linear, matmul};
+use crate::model::dropout::dropout;
 
 /// The collaborative branch after the first layer norm.
 #[derive(Module, Debug)]
@@ -67,8 +68,8 @@ impl CollaborativeBranch {
     /// Norm, feed-forward and residuals after the attention output `attn`.
     fn finish(&self, x1: Tensor<3>, attn: Tensor<4>) -> Tensor<3> {
         let x2 = self.norm.forward(attn.flatten::<3>(2, 3) + x1);
-        let inner = self.dropout.forward(relu(linear(&self.ff_in, x2.clone())));
-        x2.clone() + self.dropout.forward(linear(&self.ff_out, inner))
+        let inner = dropout(&self.dropout, relu(linear(&self.ff_in, x2.clone())));
+        x2.clone() + dropout(&self.dropout, linear(&self.ff_out, inner))
     }
 
     /// The encoder's branch: item-local attention over `slot` (see

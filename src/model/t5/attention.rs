@@ -13,6 +13,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::config::T5Config;
 use crate::kernels::matmul as mm;
+use crate::model::dropout::dropout;
 
 /// The relative-position bucket of `relative_position` (= key position - query position), as
 /// `T5Attention._relative_position_bucket`: half the buckets (per direction when
@@ -163,7 +164,7 @@ impl Attention {
         let [batch, n_heads, seq_q, d_kv] = q.dims();
         let [_, _, seq_k, _] = kv.k.dims();
         let scores = mm::matmul(q, kv.k.clone().swap_dims(2, 3)) + bias.expand([batch, n_heads, seq_q, seq_k]);
-        let weights = self.dropout.forward(softmax(scores, 3));
+        let weights = dropout(&self.dropout, softmax(scores, 3));
         let context = mm::matmul(weights, kv.v.clone()).swap_dims(1, 2).reshape([batch, seq_q, n_heads * d_kv]);
         mm::linear(&self.o, context)
     }
@@ -197,7 +198,7 @@ impl SelfAttention {
         let h = self.layer_norm.forward(x.clone());
         let a = &self.attention;
         let out = a.attend(a.heads(&a.q, h.clone()), &a.kv(h), bias);
-        x + self.dropout.forward(out)
+        x + dropout(&self.dropout, out)
     }
 
     /// One decoding step: the new positions' keys and values are appended to `cache`, and the
@@ -218,7 +219,7 @@ impl SelfAttention {
         };
         let out = a.attend(a.heads(&a.q, h), &kv, bias);
         *cache = Some(kv);
-        x + self.dropout.forward(out)
+        x + dropout(&self.dropout, out)
     }
 }
 
@@ -269,7 +270,7 @@ impl CrossAttention {
         let a = &self.attention;
         let h = self.layer_norm.forward(x.clone()).reshape([batch, group * seq_tgt, d_model]);
         let out = a.attend(a.heads(&a.q, h), kv, encoder_bias).reshape([rows, seq_tgt, d_model]);
-        x + self.dropout.forward(out)
+        x + dropout(&self.dropout, out)
     }
 }
 

@@ -10,6 +10,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::config::T5Config;
+use crate::model::dropout::dropout;
 
 /// `T5LayerFF` with the ReLU `DenseReluDense` block.
 #[derive(Module, Debug)]
@@ -46,7 +47,7 @@ impl FeedForward {
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = relu(linear(&self.wi, self.layer_norm.forward(x.clone())));
-        let h = linear(&self.wo, self.dropout.forward(h));
-        x + self.dropout.forward(h)
+        let h = linear(&self.wo, dropout(&self.dropout, h));
+        x + dropout(&self.dropout, h)
     }
 }

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::attention::Kv;
 use super::block::{Block, EncoderContext};
 use super::config::T5Config;
+use crate::model::dropout::dropout;
 
 /// Additive bias of masked attention scores (the reference uses the f32 minimum; any value
 /// whose `exp` underflows to 0 gives the same result).
@@ -108,11 +109,11 @@ impl Stack {
         let n_heads = self.block.first().map_or(1, |b| b.self_attention.attention.n_heads());
         let bias = self.position_bias(0, seq, seq, &device).expand([batch, n_heads, seq, seq])
             + mask_bias(attention_mask).expand([batch, n_heads, seq, seq]);
-        let mut x = self.dropout.forward(embeds);
+        let mut x = dropout(&self.dropout, embeds);
         for b in &self.block {
             x = b.forward(x, bias.clone(), None);
         }
-        self.dropout.forward(self.final_layer_norm.forward(x))
+        dropout(&self.dropout, self.final_layer_norm.forward(x))
     }
 
     /// Cross-attention keys and values of every decoder layer for `encoder_hidden`.
@@ -140,11 +141,11 @@ impl Stack {
         let [_, seq, _] = embeds.dims();
         let device = embeds.device();
         let bias = self.position_bias(0, seq, seq, &device) + causal_bias(0, seq, seq, &device);
-        let mut x = self.dropout.forward(embeds);
+        let mut x = dropout(&self.dropout, embeds);
         for (b, kv) in self.block.iter().zip(cross_kv) {
             x = b.forward(x, bias.clone(), Some(EncoderContext { kv, bias: encoder_bias }));
         }
-        self.dropout.forward(self.final_layer_norm.forward(x))
+        dropout(&self.dropout, self.final_layer_norm.forward(x))
     }
 
     /// A fresh decoder cache for the encoder output `encoder_hidden` with mask `attention_mask`.
@@ -176,12 +177,12 @@ impl Stack {
         if seq_new > 1 {
             bias = bias + causal_bias(start, seq_new, seq_k, &device);
         }
-        let mut x = self.dropout.forward(embeds);
+        let mut x = dropout(&self.dropout, embeds);
         for ((b, kv), past) in self.block.iter().zip(&cache.cross_kv).zip(cache.self_kv.iter_mut()) {
             let encoder = EncoderContext { kv, bias: &cache.encoder_bias };
             x = b.forward_cached(x, bias.clone(), past, Some(encoder));
         }
         cache.step += seq_new;
-        self.dropout.forward(self.final_layer_norm.forward(x))
+        dropout(&self.dropout, self.final_layer_norm.forward(x))
     }
 }
