@@ -13,7 +13,8 @@
 //! - [`kernels`]: custom WGSL compute kernels, each beside its pure-Burn reference;
 //! - [`cli`]: the `sidrec` command line, its TOML run configuration and the run-time choice of
 //!   the Burn device (wgpu, software wgpu, CPU);
-//! - [`artifact`]: atomic writes of everything a run leaves behind.
+//! - [`artifact`]: atomic writes of everything a run leaves behind;
+//! - [`seed`]: reproducible randomness (seeded initialisation, host-drawn tensors).
 
 pub mod artifact;
 pub mod cli;
@@ -23,5 +24,6 @@ pub mod embed;
 pub mod eval;
 pub mod kernels;
 pub mod model;
+pub mod seed;
 pub mod tokenizer;
 pub mod train;

@@ -13,6 +13,7 @@ use rand::{RngExt, SeedableRng};
 use super::dataset::Dataset;
 use super::embeddings::Embeddings;
 use super::log::InteractionLog;
+use crate::seed::standard_normal;
 
 /// Sizes and probabilities of the synthetic dataset.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -79,13 +80,6 @@ const ADJECTIVES: &[&str] = &[
     "rich", "fresh", "smooth", "wild", "quiet", "bright",
 ];
 const NOUNS: &[&str] = &["set", "edition", "collection", "volume", "kit", "series", "pack", "guide"];
-
-/// A standard normal sample (Box-Muller).
-fn normal(rng: &mut StdRng) -> f64 {
-    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
 
 /// Samples an index from unnormalised cumulative weights.
 fn sample_cumulative(rng: &mut StdRng, cumulative: &[f64]) -> usize {
@@ -197,7 +191,7 @@ impl SyntheticConfig {
 
         // Features: topic centroid + a smooth code of the series position + noise.
         let d = self.feature_dim;
-        let centroids: Vec<Vec<f64>> = (0..n_topics).map(|_| (0..d).map(|_| normal(&mut rng)).collect()).collect();
+        let centroids: Vec<Vec<f64>> = (0..n_topics).map(|_| (0..d).map(|_| standard_normal(&mut rng)).collect()).collect();
         let freqs: Vec<(f64, f64)> =
             (0..d).map(|_| (rng.random::<f64>() * 0.3, rng.random::<f64>() * std::f64::consts::TAU)).collect();
         let scale = 1.0 / (d as f64).sqrt();
@@ -205,7 +199,7 @@ impl SyntheticConfig {
         for i in 0..n_items {
             let (t, r) = (topic_of(i), (i / n_topics) as f64);
             for (k, &(f, phase)) in freqs.iter().enumerate() {
-                let v = centroids[t][k] + 0.5 * (f * r + phase).sin() + self.feature_noise * normal(&mut rng);
+                let v = centroids[t][k] + 0.5 * (f * r + phase).sin() + self.feature_noise * standard_normal(&mut rng);
                 data.push((v * scale) as f32);
             }
         }

@@ -78,7 +78,7 @@ impl SentenceEncoder {
             .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
             .map_err(|e| DataError::file(&tok_path, e.to_string()))?;
 
-        let mut model = config.init(device);
+        let mut model = crate::seed::init_unseeded(|| config.init(device));
         load_safetensors(&mut model, &dir.join("model.safetensors"), device)?;
         Ok(Self { model, tokenizer, device: device.clone(), max_len, pad_multiple: 1, name, dim: config.hidden_size })
     }

@@ -3,18 +3,32 @@
 //! `burn::nn::Dropout` draws its Bernoulli mask with `Tensor::random_like`, which on Burn's CPU
 //! backend (flex) builds a sampler and draws one element at a time: perf put 17-21% of a `cpu`
 //! training step at SPEC's sizes in that loop (`benches/RESULTS.md`). [`dropout`] takes one
-//! 64-bit seed from the device's own generator (so `Device::seed` still makes runs
-//! reproducible), fills 32 random bits per element with ChaCha12 (`rand::rngs::StdRng`) in
-//! blocks, and multiplies by the ready-scaled mask (`0` or `1 / (1 - p)`): one tensor operation
+//! 64-bit seed from this thread's mask generator (seeded by the trainer with [`reseed`], so runs
+//! are reproducible, and never shared with another thread, so tests or trainings running side
+//! by side do not change each other's masks), fills 32 random bits per element with ChaCha12
+//! (`rand::rngs::StdRng`) in blocks, and multiplies by the ready-scaled mask (`0` or `1 / (1 - p)`): one tensor operation
 //! instead of two. Every other device (wgpu draws its masks in a kernel) runs Burn's
 //! `Dropout::forward`. Both keep an element with probability `1 - p` and scale it by
 //! `1 / (1 - p)`, and do nothing outside training (no autodiff) or with `p = 0`.
 
+use std::cell::RefCell;
+
 use burn::backend::DispatchDevice;
 use burn::nn::Dropout;
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+
+thread_local! {
+    /// This thread's generator of mask seeds (seed 0 until [`reseed`]).
+    static MASK_SEEDS: RefCell<StdRng> = RefCell::new(StdRng::seed_from_u64(0));
+}
+
+/// Restarts this thread's mask generator from `seed`: the masks [`dropout`] draws on the CPU
+/// backend from then on depend on `seed` alone.
+pub fn reseed(seed: u64) {
+    MASK_SEEDS.with(|r| *r.borrow_mut() = StdRng::seed_from_u64(seed));
+}
 
 /// Whether `device` is Burn's CPU backend (with or without autodiff).
 fn is_flex(device: &Device) -> bool {
@@ -28,15 +42,9 @@ pub fn dropout<const D: usize>(d: &Dropout, x: Tensor<D>) -> Tensor<D> {
         return d.forward(x);
     }
     let shape = x.shape();
-    let mask = keep_mask(shape.num_elements(), d.prob, draw_seed(&device));
+    let seed = MASK_SEEDS.with(|r| r.borrow_mut().random::<u64>());
+    let mask = keep_mask(shape.num_elements(), d.prob, seed);
     x * Tensor::from_data(TensorData::new(mask, shape), &device)
-}
-
-/// A 60-bit seed from the device's generator (two 30-bit draws, in range for `i32` ints).
-fn draw_seed(device: &Device) -> u64 {
-    let t = Tensor::<1, Int>::random([2], Distribution::Uniform(0.0, (1u64 << 30) as f64), device);
-    let v: Vec<i64> = t.into_data().convert::<i64>().try_to_vec::<i64>().expect("two integers");
-    ((v[0] as u64) << 30) | (v[1] as u64 & ((1 << 30) - 1))
 }
 
 /// `n` mask values: `1 / (1 - p)` with probability `1 - p`, else 0.
@@ -83,12 +91,22 @@ mod tests {
         assert!((dropped - 0.25).abs() < 0.03, "dropped {dropped}");
         let g: Vec<f32> = x.grad(&y.clone().sum().backward()).unwrap().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(g, v, "d(sum(x * mask))/dx is the mask, and x is ones");
-        // The device seed makes it reproducible.
-        device.seed(11);
-        let a: Vec<f32> = dropout(&d, x.clone()).into_data().try_to_vec::<f32>().unwrap();
-        device.seed(11);
-        let b: Vec<f32> = dropout(&d, x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        // The thread's seed makes it reproducible, and another thread's draws do not disturb it.
+        let masks = |seed| {
+            reseed(seed);
+            [0; 3].map(|_| dropout(&d, x.clone()).into_data().try_to_vec::<f32>().unwrap())
+        };
+        let a = masks(11);
+        let other = std::thread::spawn(move || {
+            reseed(11);
+            let x = Tensor::<2>::ones([64, 128], &Device::flex().autodiff());
+            (0..100).for_each(|_| drop(dropout(&DropoutConfig::new(0.25).init(), x.clone())));
+        });
+        let b = masks(11);
+        other.join().unwrap();
         assert_eq!(a, b);
+        assert_ne!(a[0], a[1], "each call draws a new mask");
+        assert_ne!(masks(12)[0], a[0]);
         // No autodiff: identity.
         let plain = Tensor::<2>::ones([4, 4], &Device::flex());
         assert_eq!(dropout(&d, plain.clone()).into_data(), plain.into_data());

@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn scales_to_the_global_norm_only_when_above() {
         let device = Device::flex().autodiff();
-        let lin: Linear = LinearConfig::new(3, 2).init(&device);
+        let lin: Linear = crate::seed::init_seeded(41, |host| LinearConfig::new(3, 2).init(host)).to_device(&device).train();
         let x = Tensor::<2>::from_data(TensorData::new(vec![1f32, 2., 3., -1., 0., 4.], [2, 3]), &device);
         let loss = lin.forward(x).sum().mul_scalar(10.0);
         let mut grads = GradientsParams::from_grads(loss.backward(), &lin);

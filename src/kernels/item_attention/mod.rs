@@ -148,7 +148,7 @@ pub fn item_local_attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, 
     let (q, k, v) = (q.swap_dims(1, 2), k.swap_dims(1, 2), v.swap_dims(1, 2)); // [batch, n_heads, seq, d_kv]
     let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d_kv as f64).sqrt()); // [batch, n_heads, seq, seq]
     // A finite fill: padding rows (nothing allowed) stay finite and are zeroed below.
-    let scores = scores.mask_fill(mask.bool_not(), -1e9);
+    let scores = scores.mask_fill(mask.bool_not(), super::MASK_BIAS);
     let out = softmax(scores, 3).matmul(v); // [batch, n_heads, seq, d_kv]
     let real = slot.not_equal_elem(0).float().reshape([batch, 1, seq, 1]);
     (out * real).swap_dims(1, 2)
@@ -157,7 +157,8 @@ pub fn item_local_attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, Distribution, TensorData, Tolerance};
+    use crate::seed::normal;
+    use burn::tensor::{Device, TensorData, Tolerance};
 
     fn slots(rows: &[&[i64]], device: &Device) -> Tensor<2, Int> {
         let seq = rows[0].len();
@@ -190,9 +191,7 @@ mod tests {
         let device = Device::flex();
         let slot = slots(&[&[0, 3, 3, 2, 2, 1]], &device);
         let shape = [1, 6, 2, 4];
-        let q = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let k = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let v = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let [q, k, v] = [1, 2, 3].map(|seed| normal(shape, seed, &device));
         let out = item_local_attention_reference(q.clone(), k.clone(), v.clone(), slot.clone(), 2);
         let pad = out.clone().slice([0..1, 0..1]).abs().max().into_scalar::<f32>();
         assert_eq!(pad, 0.0);
@@ -213,7 +212,7 @@ mod tests {
         let device = Device::flex().autodiff();
         let slot = slots(&[&[0, 3, 3, 2, 2, 1], &[3, 3, 3, 2, 2, 1]], &device);
         let shape = [2, 6, 2, 4];
-        let q = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let q = normal(shape, 4, &device).require_grad();
         let out = item_local_attention(q.clone(), q.clone(), q.clone(), slot, 3);
         let grads = out.sum().backward();
         let g = q.grad(&grads).expect("q has a gradient");

@@ -3,11 +3,12 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Gradients;
-use burn::tensor::{Device, Distribution, Tensor, Tolerance};
+use burn::tensor::{Device, Tensor, Tolerance};
 
 use super::*;
 use crate::data::{CodeToken, SemanticIndex};
 use crate::model::vocab::{EncoderBatch, ItemTokens};
+use crate::seed::{init_seeded, normal};
 
 const D: usize = 16;
 
@@ -24,6 +25,13 @@ fn config() -> DiscRecConfig {
     DiscRecConfig { d_ff: 32, dropout: 0.0, ..DiscRecConfig::default() }
 }
 
+/// The blocks of `c` for IDs of up to 3 tokens, initialised from `seed`, on `device` (in
+/// training mode on an autodiff device).
+fn init(c: DiscRecConfig, seed: u64, device: &Device) -> DiscRec {
+    let model = init_seeded(seed, |host| c.init(D, 3, host)).to_device(device);
+    if device.is_autodiff() { model.train() } else { model }
+}
+
 fn batch(histories: &[&[u32]], device: &Device) -> EncoderBatch {
     items().encoder_input(histories).to_device(device)
 }
@@ -34,7 +42,7 @@ fn embeds(batch: &EncoderBatch, seed_table: &Tensor<2>) -> Tensor<3> {
 }
 
 fn table(device: &Device) -> Tensor<2> {
-    Tensor::random([items().vocab().size(), D], Distribution::Normal(0.0, 1.0), device)
+    normal([items().vocab().size(), D], 1, device)
 }
 
 fn max_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
@@ -44,7 +52,7 @@ fn max_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
 #[test]
 fn left_padding_leaves_real_tokens_unchanged_and_items_stay_apart() {
     let device = Device::flex();
-    let model = config().init(D, 3, &device);
+    let model = init(config(), 2, &device);
     let t = table(&device);
     // History [0, 1, 2] alone (7 tokens) and next to a longer one (left-padded by 2).
     let alone = batch(&[&[0, 1, 2]], &device);
@@ -78,7 +86,7 @@ fn ablation_switches_build_and_change_the_block() {
     let device = Device::flex();
     let b = batch(&[&[0, 1, 2], &[3]], &device);
     let e = embeds(&b, &table(&device));
-    let full = config().init(D, 3, &device);
+    let full = init(config(), 3, &device);
     assert!(full.encoder.position.is_some() && full.encoder.gate.is_some() && full.decoder.is_some());
     let base = full.encoder_input(e.clone(), &b).embeds;
 
@@ -92,17 +100,17 @@ fn ablation_switches_build_and_change_the_block() {
     assert!(out.gate_sem.is_none());
     assert!(max_diff(out.embeds, base.clone()) > 1e-4);
 
-    let c = DiscRecConfig { collaborative: false, ..config() }.init(D, 3, &device);
+    let c = init(DiscRecConfig { collaborative: false, ..config() }, 4, &device);
     assert!(c.encoder.branch.is_none() && c.encoder.position.is_none() && c.encoder.gate.is_none());
     let out = c.encoder_input(e.clone(), &b);
     assert_eq!(max_diff(out.embeds, e.clone()), 0.0, "without the collaborative branch the block is the identity");
     assert!(out.gate_sem.is_none());
 
-    let p = DiscRecConfig { position: false, gate: false, ..config() }.init(D, 3, &device);
+    let p = init(DiscRecConfig { position: false, gate: false, ..config() }, 5, &device);
     assert!(p.encoder.position.is_none() && p.encoder.gate.is_none() && p.encoder.branch.is_some());
 
-    let enc_only = DiscRecConfig { decoder: false, ..config() }.init(D, 3, &device);
-    let prefix = Tensor::<3>::random([2, 4, D], Distribution::Normal(0.0, 1.0), &device);
+    let enc_only = init(DiscRecConfig { decoder: false, ..config() }, 6, &device);
+    let prefix = normal([2, 4, D], 7, &device);
     assert_eq!(max_diff(enc_only.decoder_input(prefix.clone()).embeds, prefix.clone()), 0.0);
     assert!(max_diff(full.decoder_input(prefix.clone()).embeds, prefix) > 1e-4);
 }
@@ -112,10 +120,32 @@ fn the_gate_weights_are_a_softmax_of_the_two_scores() {
     let device = Device::flex();
     let b = batch(&[&[1, 2], &[0, 1, 2]], &device);
     let e = embeds(&b, &table(&device));
-    let model = config().init(D, 3, &device);
-    let out = model.encoder_input(e, &b);
-    let g: Vec<f32> = out.gate_sem.clone().unwrap().into_data().try_to_vec().unwrap();
-    assert!(g.iter().all(|&x| x > 0.0 && x < 1.0), "{g:?}");
+    let model = init(config(), 8, &device);
+    let out = model.encoder_input(e.clone(), &b);
+    let g = out.gate_sem.clone().unwrap();
+
+    // The two branches and their scores, computed here from the block's parts:
+    // s_sem = e . w_sem, s_col = c . w_col with c the collaborative branch of LN(e + v).
+    let block = &model.encoder;
+    let x1 = block.norm.as_ref().unwrap().forward(e.clone() + block.position.as_ref().unwrap().forward(b.item_pos.clone()));
+    let c = block.branch.as_ref().unwrap().forward_items(x1, b.item_slot.clone(), 3);
+    let w = block.gate.as_ref().unwrap().weight.val();
+    let [batch, seq, _] = e.dims();
+    let score = |x: Tensor<3>, row: usize| (x * w.clone().slice([row..row + 1]).reshape([1, 1, D])).sum_dim(2).reshape([batch, seq]);
+    let (s_sem, s_col) = (score(e.clone(), 0), score(c.clone(), 1));
+    // The softmax over the two scores, written out (the block computes it as a sigmoid).
+    let m = s_sem.clone().max_pair(s_col.clone());
+    let (a_sem, a_col) = ((s_sem - m.clone()).exp(), (s_col - m).exp());
+    let softmax_sem = a_sem.clone() / (a_sem + a_col);
+    let tol = Tolerance::rel_abs(1e-5, 1e-6);
+    g.clone().into_data().assert_approx_eq::<f32>(&softmax_sem.clone().into_data(), tol);
+    // The fused embedding is g e + (1 - g) c (no dropout here).
+    let g3 = softmax_sem.reshape([batch, seq, 1]);
+    let fused = e * g3.clone() + c * (g3.ones_like() - g3);
+    out.embeds.clone().into_data().assert_approx_eq::<f32>(&fused.into_data(), tol);
+
+    let g: Vec<f32> = g.into_data().try_to_vec().unwrap();
+    assert!(g.iter().all(|x| (0.0..=1.0).contains(x)), "a gate weight is a probability: {g:?}");
     // Pooled over real tokens only: [sum, count].
     let pooled: Vec<f32> = out.gate_sem_sum(Some(b.attention_mask.clone())).unwrap().into_data().try_to_vec().unwrap();
     let mask: Vec<f32> = b.attention_mask.clone().into_data().try_to_vec().unwrap();
@@ -126,8 +156,8 @@ fn the_gate_weights_are_a_softmax_of_the_two_scores() {
 #[test]
 fn decoder_attention_is_causal() {
     let device = Device::flex();
-    let model = config().init(D, 3, &device);
-    let e = Tensor::<3>::random([2, 4, D], Distribution::Normal(0.0, 1.0), &device);
+    let model = init(config(), 9, &device);
+    let e = normal([2, 4, D], 10, &device);
     let base = model.decoder_input(e.clone()).embeds;
     let e2 = e.slice_assign([0..2, 2..3, 0..D], Tensor::ones([2, 1, D], &device));
     let out = model.decoder_input(e2).embeds;
@@ -150,15 +180,15 @@ impl ModuleVisitor for GradSums<'_> {
 #[test]
 fn gradients_reach_every_parameter_and_dropout_acts_in_training() {
     let device = Device::flex().autodiff();
-    let model = DiscRecConfig { d_ff: 32, ..DiscRecConfig::default() }.init(D, 3, &device);
+    let model = init(DiscRecConfig { d_ff: 32, ..DiscRecConfig::default() }, 11, &device);
     let b = batch(&[&[0, 1, 2], &[3]], &device);
     let e = embeds(&b, &table(&device)).require_grad();
-    let prefix = Tensor::<3>::random([2, 4, D], Distribution::Normal(0.0, 1.0), &device);
+    let prefix = normal([2, 4, D], 12, &device);
     let enc = model.encoder_input(e.clone(), &b).embeds;
     let again = model.encoder_input(e.clone(), &b).embeds;
     assert!(max_diff(enc.clone(), again) > 1e-4, "dropout makes training passes differ");
     let dec = model.decoder_input(prefix).embeds;
-    let proj = Tensor::<3>::random(enc.dims(), Distribution::Normal(0.0, 1.0), &device);
+    let proj = normal(enc.dims(), 13, &device);
     let grads = ((enc * proj).sum() + dec.powi_scalar(2).sum()).backward();
     let mut sums = GradSums { grads: &grads, sums: Vec::new() };
     model.visit(&mut sums);

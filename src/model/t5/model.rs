@@ -169,6 +169,7 @@ impl T5ForConditionalGeneration {
 mod tests {
     use super::*;
     use burn::tensor::{TensorData, Tolerance};
+    use crate::seed::init_seeded;
 
     fn tiny() -> T5Config {
         T5Config::new(30)
@@ -188,7 +189,7 @@ mod tests {
 
     #[test]
     fn tiger_sizes_have_about_4_6_million_parameters() {
-        let model = T5Config::new(1026).init(&Device::flex());
+        let model = init_seeded(20, |host| T5Config::new(1026).init(host));
         let n = model.num_params();
         assert!((4_500_000..4_700_000).contains(&n), "{n} parameters");
     }
@@ -196,7 +197,7 @@ mod tests {
     #[test]
     fn cached_decoding_equals_the_uncached_forward() {
         let device = Device::flex();
-        let model = tiny().init(&device);
+        let model = init_seeded(21, |host| tiny().init(host)).to_device(&device);
         let ids = ints(vec![0, 0, 5, 6, 7, 1, 9, 8, 7, 6, 5, 1], [2, 6], &device);
         let mask = Tensor::<2>::from_data(TensorData::new(vec![0f32, 0., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.], [2, 6]), &device);
         let dec = ints(vec![0, 3, 4, 5, 6, 0, 7, 8, 9, 10], [2, 5], &device);
@@ -214,7 +215,7 @@ mod tests {
         // Two users, three beams each: decoding 6 rows against 2 encoder rows must equal
         // decoding each row against its own copy of the encoder row.
         let device = Device::flex();
-        let model = tiny().init(&device);
+        let model = init_seeded(22, |host| tiny().init(host)).to_device(&device);
         let ids = ints(vec![0, 5, 6, 1, 9, 8, 7, 1], [2, 4], &device);
         let mask = Tensor::<2>::from_data(TensorData::new(vec![0f32, 1., 1., 1., 1., 1., 1., 1.], [2, 4]), &device);
         let tokens = ints(vec![0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8], [6, 2], &device);
@@ -231,7 +232,7 @@ mod tests {
     #[test]
     fn dropout_acts_on_autodiff_devices_only_and_gradients_reach_every_part() {
         let device = Device::flex().autodiff();
-        let model = tiny().with_dropout_rate(0.5).init(&device);
+        let model = init_seeded(23, |host| tiny().with_dropout_rate(0.5).init(host)).to_device(&device).train();
         let ids = ints(vec![0, 5, 6, 1, 9, 8, 7, 1], [2, 4], &device);
         let mask = Tensor::<2>::from_data(TensorData::new(vec![0f32, 1., 1., 1., 1., 1., 1., 1.], [2, 4]), &device);
         let dec = ints(vec![0, 3, 4, 0, 7, 8], [2, 3], &device);
@@ -256,7 +257,7 @@ mod tests {
     #[test]
     fn left_and_right_padding_give_the_same_logits() {
         let device = Device::flex();
-        let model = tiny().init(&device);
+        let model = init_seeded(24, |host| tiny().init(host)).to_device(&device);
         let dec = ints(vec![0, 3, 4], [1, 3], &device);
         let run = |row: Vec<i64>, mask: Vec<f32>| {
             let n = row.len();

@@ -158,7 +158,7 @@ pub fn load_pretrained(dir: &Path, device: &Device) -> Result<(T5Config, T5ForCo
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| DataError::file(&config_path, format!("not valid JSON: {e}")))?;
     let config = T5Config::from_hf_json(&json).map_err(|m| DataError::file(&config_path, m))?;
-    let mut model = config.init(device);
+    let mut model = crate::seed::init_unseeded(|| config.init(device));
     load_safetensors(&mut model, &dir.join("model.safetensors"), device)?;
     Ok((config, model))
 }
@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn logits_and_loss_match_transformers() {
         let device = Device::flex();
-        let mut model = fixture_config().init(&device);
+        let mut model = crate::seed::init_unseeded(|| fixture_config().init(&device));
         load_safetensors(&mut model, &fixture(), &device).unwrap();
         let bytes = std::fs::read(fixture()).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
@@ -243,7 +243,7 @@ mod tests {
     fn save_then_load_round_trips_and_errors_name_the_key() {
         let device = Device::flex();
         let config = fixture_config();
-        let model = config.init(&device);
+        let model = crate::seed::init_seeded(30, |host| config.init(host));
         let dir = tempfile::tempdir().unwrap();
         save_pretrained(&model, &config, dir.path()).unwrap();
         let (config2, loaded) = load_pretrained(dir.path(), &device).unwrap();
@@ -262,7 +262,7 @@ mod tests {
         ours.sort();
         assert_eq!(ours, theirs);
         // A checkpoint of another size fails with the tensor's name.
-        let mut small = fixture_config().with_d_ff(8).init(&device);
+        let mut small = crate::seed::init_unseeded(|| fixture_config().with_d_ff(8).init(&device));
         let err = load_safetensors(&mut small, &fixture(), &device).unwrap_err().to_string();
         assert!(err.contains("encoder.block.0.layer.1.DenseReluDense.wi.weight") && err.contains("has shape [32, 16]"), "{err}");
     }
