@@ -61,6 +61,14 @@ fn train_resumes_then_eval_and_recommend_use_the_checkpoint() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("resumed from the checkpoint of epoch 1"), "{stderr}");
+    assert!(stderr.contains("resuming with train.epochs 1 -> 2"), "the change is said: {stderr}");
+    assert_eq!(log(dir.path()), 2);
+    let state = std::fs::read_to_string(dir.path().join("t/checkpoints/last/state.json")).unwrap();
+    assert!(state.contains("\"changes\"") && state.contains("train.epochs"), "and kept: {state}");
+    // Other training settings on resume: refused with each key, nothing overwritten.
+    let mut other = tiny(&["train", "synthetic", "--device", "cpu", "--out", "t"], "3");
+    other.extend(["--set".into(), "train.lr=1e-2".into(), "--set".into(), "train.batch_size=32".into()]);
+    assert_clean_failure(&run(dir.path(), &other), &["train.lr 0.003 -> 0.01", "train.batch_size 64 -> 32", "--restart"]);
     assert_eq!(log(dir.path()), 2);
     // Other model settings on the same folder: refused, nothing overwritten.
     let mut other = tiny(&["train", "synthetic", "--device", "cpu", "--out", "t"], "3");
@@ -101,6 +109,19 @@ fn train_resumes_then_eval_and_recommend_use_the_checkpoint() {
     assert_clean_failure(&out, &["nowhere", "not a sidrec checkpoint"]);
     let out = sidrec(dir.path(), &["eval", "synthetic", "--device", "cpu", "--checkpoint", "nowhere"]);
     assert_clean_failure(&out, &["nowhere", "not a sidrec checkpoint"]);
+    // An edited generator.json without codebook levels, of kind discrec: an error naming it.
+    let edited = dir.path().join("edited");
+    std::fs::create_dir(&edited).unwrap();
+    for f in std::fs::read_dir(ckpt).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, edited.join(f.file_name().unwrap())).unwrap();
+    }
+    let mut spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(edited.join("generator.json")).unwrap()).unwrap();
+    spec["level_sizes"] = serde_json::json!([]);
+    spec["model"]["kind"] = serde_json::json!("discrec");
+    std::fs::write(edited.join("generator.json"), spec.to_string()).unwrap();
+    let out = sidrec(dir.path(), &["recommend", "--device", "cpu", "--checkpoint", edited.to_str().unwrap(), "--history", &items[0]]);
+    assert_clean_failure(&out, &["generator.json", "at least one token"]);
 }
 
 /// Small tokenizer settings for the synthetic dataset.
@@ -195,6 +216,62 @@ fn tokenize_import_fixes_collisions_and_bad_inputs_are_reported() {
     let out = sidrec(d, &["tokenize", data.to_str().unwrap(), "--embeddings", emb.to_str().unwrap(), "--set", "data.k_core=0"]);
     assert_clean_failure(&out, &["e.npy", "row 1, column 0 is not finite"]);
     assert!(!d.join("runs/tokenize/t.index.json").exists());
+}
+
+#[test]
+fn train_refuses_an_index_it_cannot_make_unique_or_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = write(d, "t.csv", "user,item,timestamp\nu,1,1\nu,2,2\nu,3,3\nv,1,1\nv,2,2\nv,3,3\n");
+    let letters = |n: usize, code: u32| (0..n).map(|l| format!("\"<{}_{code}>\"", (b'a' + l as u8) as char)).collect::<Vec<_>>().join(", ");
+    let cases = [
+        // Colliding IDs (items 1 and 2) of different lengths: no disambiguation level fits.
+        (r#"{"1": ["<a_1>", "<b_2>"], "2": ["<a_1>", "<b_2>"], "3": ["<a_0>"]}"#.to_string(), vec!["2 items share their ID", "different lengths"]),
+        // Colliding IDs of 26 levels: no letter left for the level.
+        (format!(r#"{{"1": [{}], "2": [{}], "3": [{}]}}"#, letters(26, 0), letters(26, 0), letters(26, 1)), vec!["IDs of 26 levels leave no letter"]),
+        // A repeated level letter.
+        (r#"{"1": ["<a_1>", "<a_2>"], "2": ["<a_0>", "<b_2>"], "3": ["<a_2>", "<b_2>"]}"#.to_string(), vec!["key \"1\"", "must be of level 'b'"]),
+    ];
+    for (text, expected) in cases {
+        let index = write(d, "t.index.json", &text);
+        let out = sidrec(
+            d,
+            &["train", data.to_str().unwrap(), "--index", index.to_str().unwrap(), "--device", "cpu", "--out", "r", "--set", "data.k_core=0"],
+        );
+        let mut expected = expected;
+        expected.push("t.index.json");
+        assert_clean_failure(&out, &expected);
+        assert!(!d.join("r/checkpoints").exists(), "nothing trained");
+    }
+}
+
+#[test]
+fn the_vocabulary_follows_the_declared_codebook_size_not_the_codes_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 6 users over 5 items whose IDs use codes 0..=2 only.
+    let mut csv = String::from("user,item,timestamp\n");
+    for u in 0..6 {
+        for t in 0..5 {
+            csv += &format!("u{u},{},{t}\n", (u + t) % 5 + 1);
+        }
+    }
+    let data = write(d, "v.csv", &csv);
+    let index = write(d, "v.index.json", r#"{"1": ["<a_0>", "<b_0>"], "2": ["<a_0>", "<b_1>"], "3": ["<a_1>", "<b_2>"], "4": ["<a_2>", "<b_0>"], "5": ["<a_2>", "<b_2>"]}"#);
+    let train = |size: &str| {
+        let mut args = vec!["train".to_string(), data.display().to_string(), "--index".into(), index.display().to_string()];
+        args.extend(["--device", "cpu", "--out", "r", "--restart", "--set", "data.k_core=0", "--set"].map(String::from));
+        args.push(format!("tokenizer.codebook_size={size}"));
+        args.extend(TINY_MODEL.iter().map(|s| s.to_string()));
+        args.extend(["--set", "train.epochs=1"].map(String::from));
+        run(d, &args)
+    };
+    let out = train("8");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("r/checkpoints/best/generator.json")).unwrap()).unwrap();
+    assert_eq!(spec["level_sizes"], serde_json::json!([8, 8]), "two levels of the declared 8 codes, not of the 3 used");
+    // A declared size smaller than the codes used is an error naming the setting.
+    assert_clean_failure(&train("2"), &["v.index.json", "<b_2> is outside the vocabulary", "tokenizer.codebook_size (2)"]);
 }
 
 #[test]

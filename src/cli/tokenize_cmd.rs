@@ -60,12 +60,7 @@ fn item_vectors(cfg: &RunConfig, p: &Prepared) -> Result<(Embeddings, String)> {
 
 /// Writes the JSON-lines training log atomically.
 fn write_log(path: &Path, log: &[EpochMetrics]) -> Result<()> {
-    let mut text = String::new();
-    for line in log {
-        text.push_str(&serde_json::to_string(line)?);
-        text.push('\n');
-    }
-    crate::artifact::write_bytes(path, text.as_bytes())?;
+    crate::artifact::write_jsonl(path, log)?;
     Ok(())
 }
 
@@ -144,7 +139,7 @@ fn import(cfg: &RunConfig, p: &Prepared, path: &Path, started: Instant) -> Resul
     }
     let codes: Vec<Vec<u32>> = index.ids.iter().map(|id| id.iter().map(|t| t.code).collect()).collect();
     let size = codes.iter().flatten().max().map_or(1, |&c| c as usize + 1);
-    let collisions = fix_imported(&mut index);
+    let collisions = fix_imported(&mut index).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let dir = run_dir(cfg, "tokenize")?;
     write_id_maps(&p.ds, &dir)?;
     let out = dir.join(index_name(&p.ds.name));

@@ -17,15 +17,15 @@ use super::eval_cmd::{evaluate_checkpoint, print_results};
 use super::run::{expand_home, prepare, run_dir, write_id_maps, Prepared};
 use super::tokenize_cmd::{summary, tokenize_items};
 use crate::data::SemanticIndex;
-use crate::model::{ItemTokens, TokenVocab};
+use crate::model::{ItemTokens, TokenVocab, VocabError};
 use crate::tokenizer::fix_imported;
 use crate::train::checkpoint::{self, GeneratorSpec};
 use crate::train::trainer::checkpoint_dirs;
 use crate::train::{train, TrainInputs};
 
-/// The semantic IDs of the run: the configured index file (collisions fixed), or a tokenizer
-/// trained now into `<dir>/tokenizer/`.
-pub fn semantic_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Result<SemanticIndex> {
+/// The semantic IDs of the run and the file they come from: the configured index file
+/// (collisions fixed), or a tokenizer trained now into `<dir>/tokenizer/`.
+pub fn semantic_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Result<(SemanticIndex, PathBuf)> {
     match &cfg.model.index {
         Some(path) => {
             let path = expand_home(&path.to_string_lossy());
@@ -33,7 +33,7 @@ pub fn semantic_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) 
             if report.extra_entries > 0 {
                 eprintln!("note: {} entries of {} are not in the dataset and were skipped", report.extra_entries, path.display());
             }
-            let fixed = fix_imported(&mut index);
+            let fixed = fix_imported(&mut index).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             if fixed.colliding_items_before > 0 {
                 eprintln!(
                     "note: {} items of {} share their ID; a disambiguation level makes them unique",
@@ -42,7 +42,7 @@ pub fn semantic_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) 
                 );
             }
             eprintln!("semantic IDs: {} ({} items)", path.display(), index.ids.len());
-            Ok(index)
+            Ok((index, path))
         }
         None => {
             eprintln!("semantic IDs: no model.index given, training the {} tokenizer first", cfg.tokenizer.kind);
@@ -50,9 +50,27 @@ pub fn semantic_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) 
             std::fs::create_dir_all(&tdir).with_context(|| format!("{}: cannot create", tdir.display()))?;
             let (index, metrics, out) = tokenize_items(cfg, p, &tdir, device)?;
             summary(&metrics, &out);
-            Ok(index)
+            Ok((index, out))
         }
     }
+}
+
+/// The catalogue's token sequences in the declared vocabulary: `tokenizer.codebook_size` codes
+/// at every level of the index (its disambiguation level too). Token ids, the parameter count
+/// and checkpoint compatibility then follow from the settings, never from which codes a
+/// tokenizer run happened to use.
+pub fn declared_items(cfg: &RunConfig, index: &SemanticIndex, source: &Path) -> Result<ItemTokens> {
+    let size = cfg.tokenizer.codebook_size;
+    let levels = index.ids.iter().map(Vec::len).max().unwrap_or(0);
+    ItemTokens::new(TokenVocab::new(vec![size; levels]), index).map_err(|e| match e {
+        VocabError::OutOfRange { .. } => {
+            anyhow::anyhow!(
+                "{}: {e}; tokenizer.codebook_size ({size}) declares the codes of every level: set it to the index's codebook size",
+                source.display()
+            )
+        }
+        e => anyhow::anyhow!("{}: {e}", source.display()),
+    })
 }
 
 /// The model's shape for this run.
@@ -85,17 +103,18 @@ pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
         }
     }
     // A resumed run keeps its IDs: tokenizing again could give different ones.
-    let index = match checkpoint::existing(&last) {
+    let (index, source) = match checkpoint::existing(&last) {
         Some(ck) => {
             let items = crate::data::IdMap::load(&ck.join("items.json"))?;
             if items.raw_ids() != p.ds.items.raw_ids() {
                 bail!("{}: the checkpoint was trained on other items than {}; use --restart or another --out", ck.display(), cfg.data.dataset);
             }
-            SemanticIndex::read(&ck.join("items.index.json"), &p.ds.items)?.0
+            let path = ck.join("items.index.json");
+            (SemanticIndex::read(&path, &p.ds.items)?.0, path)
         }
         None => semantic_ids(cfg, &p, &dir, &device)?,
     };
-    let items = ItemTokens::from_index(&index)?;
+    let items = declared_items(cfg, &index, &source)?;
     let spec = spec_for(cfg, &p, items.vocab());
     if let Some(ck) = checkpoint::existing(&last) {
         let saved: GeneratorSpec = serde_json::from_slice(&std::fs::read(ck.join("generator.json"))?)
@@ -109,7 +128,7 @@ pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
             );
         }
     }
-    let n_params = spec.init(&device).map_err(anyhow::Error::msg)?.num_params();
+    let n_params = crate::seed::try_init_seeded(0, |host| spec.init(host)).map_err(anyhow::Error::msg)?.num_params();
     eprintln!(
         "{} generator, {} parameters, vocabulary {} tokens, {} training examples, device {}",
         spec.model.kind,
@@ -126,6 +145,8 @@ pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
         item_ids: &p.ds.items,
         spec,
         cfg: &cfg.train,
+        eval: &cfg.eval,
+        pop: &p.pop,
         seed: cfg.run.seed,
         device: device.clone(),
         fixed_shapes: fixed_shapes(cfg),

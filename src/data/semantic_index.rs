@@ -51,6 +51,20 @@ pub struct SemanticIndex {
     pub ids: Vec<Vec<CodeToken>>,
 }
 
+/// `1 - distinct IDs / items` of any list of IDs (0 when every ID is unique, or none is given).
+pub fn collision_rate<T: std::hash::Hash + Eq>(ids: &[T]) -> f64 {
+    if ids.is_empty() {
+        return 0.0;
+    }
+    let distinct: std::collections::HashSet<&T> = ids.iter().collect();
+    1.0 - distinct.len() as f64 / ids.len() as f64
+}
+
+/// How many items the collision `groups` hold.
+fn colliding(groups: &[Vec<u32>]) -> usize {
+    groups.iter().map(Vec::len).sum()
+}
+
 /// What reading an index file found besides the IDs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexReport {
@@ -79,6 +93,18 @@ impl SemanticIndex {
                 .map_err(|m| DataError::key(path, item, m))?;
             if parsed.is_empty() {
                 return Err(DataError::key(path, item, "empty semantic ID"));
+            }
+            if let Some((i, t)) = parsed.iter().enumerate().find(|(i, t)| t.level as usize != *i) {
+                return Err(DataError::key(
+                    path,
+                    item,
+                    format!(
+                        "token {} is {t}, but token {} must be of level '{}' (the letters go a, b, c, ... in order, one level a token)",
+                        i + 1,
+                        i + 1,
+                        (b'a' + i as u8) as char
+                    ),
+                ));
             }
             match items.dense(item) {
                 Some(d) => ids[d as usize] = Some(parsed),
@@ -127,24 +153,33 @@ impl SemanticIndex {
 
     /// `1 - distinct IDs / items`: 0 when every ID is unique.
     pub fn collision_rate(&self) -> f64 {
-        if self.ids.is_empty() {
-            return 0.0;
-        }
-        let distinct: std::collections::HashSet<&[CodeToken]> = self.ids.iter().map(Vec::as_slice).collect();
-        1.0 - distinct.len() as f64 / self.ids.len() as f64
+        collision_rate(&self.ids)
     }
 
     /// Makes every ID unique as TIGER and GRID do: when some IDs collide, appends one level
     /// whose code numbers the items of each colliding group 0, 1, 2, ... in item order, and
     /// gives code 0 to every other item, so all IDs keep one length. Returns whether a level
-    /// was added. Every ID must have the same length (see [`SemanticIndex::id_length`]).
-    pub fn add_disambiguation_level(&mut self) -> bool {
+    /// was added. An index with collisions needs IDs of one length (see
+    /// [`SemanticIndex::id_length`]) and fewer than 26 levels (one letter a level); otherwise
+    /// the error says why and the index is left as it was.
+    pub fn add_disambiguation_level(&mut self) -> std::result::Result<bool, String> {
         let groups = self.collisions();
         if groups.is_empty() {
-            return false;
+            return Ok(false);
         }
-        let len = self.id_length().expect("disambiguation needs IDs of one length");
-        assert!(len < 26, "IDs of {len} levels leave no letter for a disambiguation level");
+        let Some(len) = self.id_length() else {
+            return Err(format!(
+                "{} items share their ID with another, and IDs have different lengths, so no disambiguation level can be \
+                 added: give every item an ID of one length, or make the IDs unique",
+                colliding(&groups)
+            ));
+        };
+        if len >= 26 {
+            return Err(format!(
+                "{} items share their ID with another, and IDs of {len} levels leave no letter (a..z) for a disambiguation level",
+                colliding(&groups)
+            ));
+        }
         let mut extra = vec![0u32; self.ids.len()];
         for group in &groups {
             for (rank, &item) in group.iter().enumerate() {
@@ -154,7 +189,7 @@ impl SemanticIndex {
         for (id, code) in self.ids.iter_mut().zip(extra) {
             id.push(CodeToken { level: len as u8, code });
         }
-        true
+        Ok(true)
     }
 
     /// Groups of items sharing the same full ID (only groups of two or more).
@@ -202,14 +237,47 @@ mod tests {
         let mut idx = SemanticIndex::from_codes(&[vec![1, 2], vec![3, 4], vec![1, 2], vec![1, 2], vec![3, 4], vec![0, 0]]);
         assert_eq!(idx.id_length(), Some(2));
         assert!((idx.collision_rate() - 0.5).abs() < 1e-12);
-        assert!(idx.add_disambiguation_level());
+        assert!(idx.add_disambiguation_level().unwrap());
         assert!(idx.collisions().is_empty());
         assert_eq!(idx.collision_rate(), 0.0);
         let extra: Vec<u32> = idx.ids.iter().map(|id| id[2].code).collect();
         assert_eq!(extra, vec![0, 0, 1, 2, 1, 0]);
         assert!(idx.ids.iter().all(|id| id[2].level == 2));
-        assert!(!idx.add_disambiguation_level(), "an index without collisions is left alone");
+        assert!(!idx.add_disambiguation_level().unwrap(), "an index without collisions is left alone");
         assert_eq!(idx.id_length(), Some(3));
+    }
+
+    #[test]
+    fn collisions_that_no_level_can_fix_are_errors_not_panics() {
+        // Colliding IDs of different lengths.
+        let mut idx = SemanticIndex::from_codes(&[vec![1, 2], vec![1, 2], vec![3]]);
+        let before = idx.clone();
+        let err = idx.add_disambiguation_level().unwrap_err();
+        assert!(err.contains("2 items share their ID") && err.contains("different lengths"), "{err}");
+        assert_eq!(idx, before);
+        // 26 levels: no letter left.
+        let mut idx = SemanticIndex::from_codes(&[vec![0; 26], vec![0; 26]]);
+        let err = idx.add_disambiguation_level().unwrap_err();
+        assert!(err.contains("IDs of 26 levels leave no letter"), "{err}");
+        // Without collisions, neither matters.
+        let mut idx = SemanticIndex::from_codes(&[vec![1, 2], vec![3]]);
+        assert!(!idx.add_disambiguation_level().unwrap());
+    }
+
+    #[test]
+    fn levels_out_of_order_or_repeated_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.index.json");
+        let items = IdMap::from_first_appearance(["0", "1"]);
+        for (bad, what) in [
+            (r#"{"0": ["<a_1>", "<a_2>"], "1": ["<a_0>"]}"#, "token 2 is <a_2>, but token 2 must be of level 'b'"),
+            (r#"{"0": ["<a_1>"], "1": ["<b_0>"]}"#, "token 1 is <b_0>, but token 1 must be of level 'a'"),
+            (r#"{"0": ["<a_1>", "<c_2>"], "1": ["<a_0>"]}"#, "token 2 is <c_2>"),
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            let err = SemanticIndex::read(&p, &items).unwrap_err().to_string();
+            assert!(err.contains("x.index.json") && err.contains(what), "{err}");
+        }
     }
 
     #[test]

@@ -79,6 +79,25 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
+    /// A generator small enough for unit tests (width 16, one layer a stack).
+    #[cfg(test)]
+    pub(crate) fn tiny(kind: GeneratorKind) -> Self {
+        let mut c = ModelConfig {
+            kind,
+            d_model: 16,
+            d_kv: 8,
+            d_ff: 24,
+            num_layers: 1,
+            num_decoder_layers: 1,
+            num_heads: 2,
+            relative_attention_num_buckets: 8,
+            relative_attention_max_distance: 16,
+            ..Default::default()
+        };
+        c.discrec.d_ff = 32;
+        c
+    }
+
     /// The T5 backbone for a vocabulary of `vocab_size` tokens.
     pub fn t5(&self, vocab_size: usize) -> T5Config {
         T5Config::new(vocab_size)

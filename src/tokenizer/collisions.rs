@@ -182,18 +182,21 @@ pub fn assign_ids(tokenizer: &Tokenizer, x: Tensor<2>, encode_batch: usize, opts
         disambiguation_level: false,
         rate_final: 0.0,
     };
-    report.disambiguation_level = index.add_disambiguation_level();
+    // The codes come from one quantizer (one length) of at most 25 levels (validated config).
+    report.disambiguation_level = index.add_disambiguation_level().expect("tokenizer IDs share one length of at most 25 levels");
     report.rate_final = index.collision_rate();
     (index, report)
 }
 
 /// Makes an imported index collision-free (no embeddings, so no Sinkhorn: only the
-/// disambiguation level).
-pub fn fix_imported(index: &mut SemanticIndex) -> CollisionReport {
+/// disambiguation level). Fails, leaving the index as it was, when colliding IDs have
+/// different lengths or leave no letter for the level
+/// ([`SemanticIndex::add_disambiguation_level`]).
+pub fn fix_imported(index: &mut SemanticIndex) -> Result<CollisionReport, String> {
     let groups = index.collisions();
     let rate = index.collision_rate();
-    let disambiguation_level = index.add_disambiguation_level();
-    CollisionReport {
+    let disambiguation_level = index.add_disambiguation_level()?;
+    Ok(CollisionReport {
         rate_before: rate,
         colliding_items_before: colliding_items(&groups),
         sinkhorn_rounds: 0,
@@ -202,7 +205,7 @@ pub fn fix_imported(index: &mut SemanticIndex) -> CollisionReport {
         largest_group_after_sinkhorn: groups.iter().map(Vec::len).max().unwrap_or(0),
         disambiguation_level,
         rate_final: index.collision_rate(),
-    }
+    })
 }
 
 #[cfg(test)]
