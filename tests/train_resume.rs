@@ -57,6 +57,8 @@ fn run(dir: &Path, epochs: usize, stop_after: usize) -> TrainOutcome {
         item_ids: &p.ds.items,
         spec,
         cfg: &cfg,
+        eval: &sidrec::eval::EvalConfig::default(),
+        pop: &p.pop,
         seed: 7,
         device: Device::flex(),
         fixed_shapes: false,

@@ -24,6 +24,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
+use super::resume::{RunSettings, SettingChange};
 use crate::data::{IdMap, SemanticIndex};
 use crate::model::{Generator, ItemTokens, ModelConfig, TokenVocab};
 
@@ -114,6 +115,12 @@ pub struct TrainState {
     pub stopped_early: bool,
     /// Every epoch so far.
     pub log: Vec<EpochLog>,
+    /// The settings the run trains with (absent in checkpoints of older sidrec versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<RunSettings>,
+    /// Settings changed when the run was resumed, with the epoch it resumed after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<(usize, SettingChange)>,
 }
 
 /// A loaded checkpoint.
@@ -222,7 +229,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> 
     let state: TrainState = read_json(&dir.join("state.json"))?;
     let model_path = dir.join("model.bpk");
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(read(&model_path)?)).map_err(|e| file_err(&model_path, e))?;
-    let model = spec.init(device).map_err(|e| file_err(&dir.join("generator.json"), e))?;
+    let model = crate::seed::try_init_unseeded(|| spec.init(device)).map_err(|e| file_err(&dir.join("generator.json"), e))?;
     let model = model.try_load_record(record).map_err(|e| file_err(&model_path, e))?;
     let items_path = dir.join("items.json");
     let items = IdMap::load(&items_path).map_err(|e| file_err(&items_path, e))?;

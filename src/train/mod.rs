@@ -8,6 +8,7 @@ pub mod clip;
 pub mod config;
 pub mod plot;
 pub mod progress;
+pub mod resume;
 pub mod schedule;
 pub mod trainer;
 

@@ -7,8 +7,9 @@
 //! `lr_scheduler_type = cosine`, `warmup_ratio`, `max_grad_norm = 1.0`).
 //!
 //! Resuming gives the same run as never stopping: checkpoints are taken at epoch ends, an
-//! epoch's batch order depends only on (seed, epoch), the device's random generator (dropout)
-//! is re-seeded from (seed, epoch) at the start of every epoch, and the optimizer's moments
+//! epoch's batch order depends only on (seed, epoch), the dropout generators (the device's, and
+//! on the CPU backend this thread's) are re-seeded from (seed, epoch) at the start of every
+//! epoch, and the optimizer's moments
 //! and the schedule's step are restored.
 
 use std::path::{Path, PathBuf};
@@ -23,9 +24,12 @@ use super::checkpoint::{self, CheckpointError, EpochLog, GeneratorSpec, Snapshot
 use super::clip::clip_global_norm;
 use super::config::TrainConfig;
 use super::progress::EpochProgress;
+use super::resume::{self, RunSettings};
 use super::schedule::{lr_at, warmup_steps};
-use crate::data::{Dataset, IdMap, Part, SemanticIndex, Split};
-use crate::model::{Generator, ItemTokens};
+use crate::data::{Dataset, IdMap, Part, Popularity, SemanticIndex, Split};
+use crate::eval::EvalConfig;
+use crate::model::{dropout, Generator, ItemTokens};
+use crate::seed;
 
 /// A training failure.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +53,14 @@ pub enum TrainError {
     /// The model cannot be built.
     #[error("{0}")]
     Model(String),
+    /// A resumed run changed settings that it may not change ([`super::resume`]).
+    #[error("{dir}: {msg}")]
+    Settings {
+        /// The checkpoint.
+        dir: PathBuf,
+        /// Which settings, and what to do.
+        msg: String,
+    },
     /// A run artifact could not be written.
     #[error("{path}: {msg}")]
     Write {
@@ -75,6 +87,10 @@ pub struct TrainInputs<'a> {
     pub spec: GeneratorSpec,
     /// `[train]`.
     pub cfg: &'a TrainConfig,
+    /// `[eval]`: the per-epoch validation metrics (`train.eval_every`) use it.
+    pub eval: &'a EvalConfig,
+    /// Training popularity (head/tail buckets of the validation metrics).
+    pub pop: &'a Popularity,
     /// Seed of the run.
     pub seed: u64,
     /// Where to train (without autodiff; the loop adds it).
@@ -154,22 +170,36 @@ pub fn train(inp: &TrainInputs, mut on_epoch: impl FnMut(&EpochLog) -> Continue)
             // Initialised on the CPU backend from the run's seed, then moved: a run's initial
             // weights depend only on its seed, not on the device (each backend has its own
             // random generator).
-            let host = Device::flex();
-            host.seed(inp.seed);
-            let model = inp.spec.init(&host).map_err(TrainError::Model)?.to_device(&base);
+            let model = seed::try_init_seeded(inp.seed, |host| inp.spec.init(host)).map_err(TrainError::Model)?.to_device(&base);
             (model, optimizer(cfg), TrainState { total_steps: total, ..Default::default() }, None)
         }
     };
+    let settings = RunSettings { train: cfg.clone(), seed: inp.seed };
+    if resumed_from.is_some() {
+        match &state.settings {
+            Some(saved) => {
+                let accepted = resume::check(saved, &settings).map_err(|msg| TrainError::Settings { dir: last_dir.clone(), msg })?;
+                for c in accepted {
+                    eprintln!("note: resuming with {c} (kept in the checkpoint's state.json)");
+                    state.changes.push((state.epoch, c));
+                }
+            }
+            None => eprintln!("note: the checkpoint does not record its settings (an older sidrec wrote it); resuming with the current ones"),
+        }
+    }
+    state.settings = Some(settings);
     state.total_steps = total;
     let mut model = model.to_device(&ad).train();
-    let pad_to = if inp.fixed_shapes { Batcher::full_length(inp.split, inp.items) } else { 0 };
+    let pad_to = if inp.fixed_shapes { inp.items.full_encoder_length(inp.split.max_len) } else { 0 };
     let batcher = Batcher { ds: inp.ds, split: inp.split, items: inp.items, pad_to };
     let valid = inp.split.part(Part::Valid);
     let done = |s: &TrainState| s.epoch >= cfg.epochs || s.stopped_early;
     while !done(&state) {
         let epoch = state.epoch + 1;
         let started = Instant::now();
-        base.seed(inp.seed ^ (epoch as u64).wrapping_mul(0xa076_1d64_78bd_642f));
+        let epoch_seed = inp.seed ^ (epoch as u64).wrapping_mul(0xa076_1d64_78bd_642f);
+        seed::seed_device(&base, epoch_seed); // Burn's dropout masks on wgpu
+        dropout::reseed(epoch_seed); // the CPU backend's masks, drawn on this thread
         let order = epoch_order(&inp.split.train, inp.seed, epoch);
         let mut bar = EpochProgress::new(epoch, cfg.epochs, nb);
         let mut sum = Tensor::<1>::zeros([1], &base);
@@ -253,12 +283,7 @@ fn snapshot<'a>(
 /// Rewrites `metrics.jsonl` (one JSON object per epoch) atomically.
 fn write_log(dir: &Path, log: &[EpochLog]) -> Result<(), TrainError> {
     let path = dir.join("metrics.jsonl");
-    let mut text = String::new();
-    for l in log {
-        text.push_str(&serde_json::to_string(l).map_err(|e| write_err(&path, e))?);
-        text.push('\n');
-    }
-    crate::artifact::write_bytes(&path, text.as_bytes()).map_err(|e| write_err(&path, e.source))
+    crate::artifact::write_jsonl(&path, log).map_err(|e| write_err(&path, e.source))
 }
 
 #[cfg(test)]
