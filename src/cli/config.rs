@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::device::DeviceChoice;
 use crate::data::{DatasetOptions, Format, SyntheticConfig};
+use crate::eval::EvalConfig;
 use crate::model::ModelConfig;
 use crate::tokenizer::TokenizerConfig;
 use crate::train::TrainConfig;
@@ -68,24 +69,6 @@ impl DataSection {
     }
 }
 
-/// How evaluation runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EvalSection {
-    /// Cut-offs K of Recall@K and NDCG@K.
-    pub ks: Vec<usize>,
-    /// Users per evaluation batch.
-    pub batch_size: usize,
-    /// Beams of the constrained beam search (SPEC: 20); at least the largest K.
-    pub beam_size: usize,
-}
-
-impl Default for EvalSection {
-    fn default() -> Self {
-        Self { ks: vec![5, 10], batch_size: 256, beam_size: 20 }
-    }
-}
-
 /// How item text becomes embeddings (`sidrec embed`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -122,7 +105,7 @@ pub struct RunConfig {
     /// `[embed]`
     pub embed: EmbedSection,
     /// `[eval]`
-    pub eval: EvalSection,
+    pub eval: EvalConfig,
     /// `[tokenizer]`: semantic IDs (`sidrec tokenize`).
     pub tokenizer: TokenizerConfig,
     /// `[model]`: the generator's kind and sizes (`sidrec train`).
@@ -241,22 +224,12 @@ impl RunConfig {
         if !(0.0..=1.0).contains(&self.data.head_fraction) {
             return Err(("data.head_fraction", format!("must lie in [0, 1], got {}", self.data.head_fraction)));
         }
-        if self.eval.ks.is_empty() || self.eval.ks.contains(&0) {
-            return Err(("eval.ks", format!("must be a non-empty list of positive cut-offs, got {:?}", self.eval.ks)));
-        }
+        self.eval.validate()?;
         if self.embed.batch_size == 0 {
             return Err(("embed.batch_size", "must be at least 1".into()));
         }
         if self.embed.max_len < 2 {
             return Err(("embed.max_len", "must be at least 2 ([CLS] and [SEP])".into()));
-        }
-        if let Some(&k) = self.eval.ks.iter().max() {
-            if self.eval.beam_size < k {
-                return Err(("eval.beam_size", format!("must be at least the largest cut-off {k}, got {}", self.eval.beam_size)));
-            }
-        }
-        if self.eval.batch_size == 0 {
-            return Err(("eval.batch_size", "must be at least 1".into()));
         }
         self.synthetic.validate().map_err(|m| ("synthetic", m))?;
         self.tokenizer.validate()?;

@@ -13,7 +13,6 @@ use super::train_cmd::fixed_shapes;
 use crate::data::Part;
 use crate::decode::Trie;
 use crate::eval::{evaluate, EvalResult, GenerativeRanker, MostPopular, RandomRanker};
-use crate::train::batches::{left_pad, Batcher};
 use crate::train::checkpoint;
 
 /// Evaluates most-popular and random on validation and test.
@@ -76,13 +75,14 @@ pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &
     }
     let items = ck.item_tokens()?;
     let trie = Trie::new(&items, true, device)?;
-    let pad_to = if fixed_shapes(cfg) { Batcher::full_length(&p.split, &items) } else { 0 };
+    let pad_to = if fixed_shapes(cfg) { items.full_encoder_length(p.split.max_len) } else { 0 };
     let mut ranker = GenerativeRanker {
         model: &ck.model,
         items: &items,
         trie: &trie,
         device: device.clone(),
         beam: cfg.eval.beam_size,
+        length_penalty: cfg.eval.length_penalty,
         pad_to,
         name: format!("{} (epoch {})", ck.spec.model.kind, ck.state.best_epoch),
     };
@@ -148,7 +148,7 @@ fn gate_weights(r: &GenerativeRanker, p: &Prepared, pad_to: usize, bs: usize) ->
     let mut dec: Option<(f64, f64)> = None;
     for chunk in p.split.part(Part::Test).chunks(bs) {
         let hs: Vec<&[u32]> = chunk.iter().map(|&e| p.split.history(&p.ds, e)).collect();
-        let enc = left_pad(r.items.encoder_input(&hs), pad_to).to_device(&r.device);
+        let enc = r.items.encoder_input_padded(&hs, pad_to).to_device(&r.device);
         let (s, c) = read(r.model.encoder_gate_sum(&enc)?)?;
         enc_sum += s;
         enc_count += c;

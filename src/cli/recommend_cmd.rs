@@ -86,13 +86,14 @@ pub fn run(cfg: &RunConfig, ckpt: &Path, history: &[String], histories: Option<&
     }
     let items = ck.item_tokens()?;
     let trie = Trie::new(&items, true, &device)?;
-    let pad_to = if fixed_shapes(cfg) { ck.spec.max_len * items.max_len() + 1 } else { 0 };
+    let pad_to = if fixed_shapes(cfg) { items.full_encoder_length(ck.spec.max_len) } else { 0 };
     let ranker = GenerativeRanker {
         model: &ck.model,
         items: &items,
         trie: &trie,
         device: device.clone(),
         beam: cfg.eval.beam_size.max(top_k),
+        length_penalty: cfg.eval.length_penalty,
         pad_to,
         name: ck.spec.model.kind.to_string(),
     };

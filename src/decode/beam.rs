@@ -8,7 +8,13 @@
 //! on the device until the final scores and trie nodes are read back once.
 //!
 //! A beam's score is the sum of its tokens' log-probabilities (EOS included when the trie uses
-//! it). All sequences have the same number of steps, so no length normalisation is needed.
+//! it). IDs of one length compare fairly that way. IDs of different lengths (FlexCode, imported
+//! indexes) do not: every token adds a negative log-probability, so a raw sum favours short
+//! IDs. [`beam_search_scored`] takes a length penalty `alpha`, as Hugging Face's `generate`:
+//! candidates are ranked, at every step and at the end, by `sum / len^alpha`, with `len` the
+//! real tokens so far (EOS included, the frozen steps that pad short IDs not). `alpha = 0`
+//! (the default, [`beam_search`]) is the raw sum; `alpha = 1` the mean log-probability per
+//! token. With beams at least as many as items the search is exhaustive under either scoring.
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, Transaction};
@@ -78,7 +84,22 @@ pub type Ranked = Vec<Vec<(u32, f32)>>;
 /// `beam_size` at least the catalogue size the search is exhaustive, so the result is the
 /// exact ranking by sequence log-probability.
 pub fn beam_search(model: &dyn BeamModel, input: &EncoderBatch, trie: &Trie, beam_size: usize, num_return: usize) -> Ranked {
+    beam_search_scored(model, input, trie, beam_size, num_return, 0.0)
+}
+
+/// [`beam_search`] ranking by `sum of log-probabilities / len^length_penalty` (see the module
+/// docs); the returned scores are those ranking values.
+pub fn beam_search_scored(
+    model: &dyn BeamModel,
+    input: &EncoderBatch,
+    trie: &Trie,
+    beam_size: usize,
+    num_return: usize,
+    length_penalty: f32,
+) -> Ranked {
     assert!(beam_size > 0, "beam_size must be positive");
+    assert!(length_penalty >= 0.0 && length_penalty.is_finite(), "length_penalty must be >= 0, got {length_penalty}");
+    let normalise = length_penalty > 0.0;
     assert!(num_return <= beam_size, "num_return {num_return} exceeds beam_size {beam_size}");
     let [batch, _] = input.input_ids.dims();
     if batch == 0 {
@@ -88,7 +109,8 @@ pub fn beam_search(model: &dyn BeamModel, input: &EncoderBatch, trie: &Trie, bea
     let mut state = model.start(input);
     let mut group = 1;
     let mut nodes = Tensor::<1, Int>::zeros([batch], &device);
-    let mut scores = Tensor::<1>::zeros([batch], &device);
+    let mut scores = Tensor::<1>::zeros([batch], &device); // sums of log-probabilities
+    let mut lens = Tensor::<1>::zeros([batch], &device); // real tokens (with length_penalty)
     let mut tokens = Tensor::<1, Int>::full([batch], DECODER_START as i64, &device);
     let user_base = Tensor::<1, Int>::arange(0..batch as i64, &device).reshape([batch, 1]);
     for d in 0..trie.depth() {
@@ -103,23 +125,42 @@ pub fn beam_search(model: &dyn BeamModel, input: &EncoderBatch, trie: &Trie, bea
         let mut child_nodes = level.next.clone().select(0, nodes.clone());
         let keep = level.keep.clone().select(0, nodes.clone());
         let bias = level.bias.clone().select(0, nodes);
-        let mut cand = logp.gather(1, child_tokens.clone()) * keep + bias + scores.reshape([rows, 1]).expand([rows, w]);
+        let mut cand = logp.gather(1, child_tokens.clone()) * keep.clone() + bias + scores.reshape([rows, 1]).expand([rows, w]);
+        let mut cand_lens = normalise.then(|| keep + lens.clone().reshape([rows, 1]).expand([rows, w]));
         // At the first step a user has one row: pad its candidates up to `beam_size`.
         let wp = w.max(beam_size.div_ceil(group));
         if wp > w {
             cand = Tensor::cat(vec![cand, Tensor::full([rows, wp - w], f32::NEG_INFINITY, &device)], 1);
             child_tokens = Tensor::cat(vec![child_tokens, Tensor::zeros([rows, wp - w], &device)], 1);
             child_nodes = Tensor::cat(vec![child_nodes, Tensor::zeros([rows, wp - w], &device)], 1);
+            cand_lens = cand_lens.map(|l| Tensor::cat(vec![l, Tensor::ones([rows, wp - w], &device)], 1));
         }
-        let (top, idx) = cand.reshape([batch, group * wp]).topk_with_indices(beam_size, 1); // [batch, beam]
+        let cand = cand.reshape([batch, group * wp]);
+        let idx = match &cand_lens {
+            // Rank by the normalised score; carry the sums and lengths of the winners.
+            Some(l) => {
+                let l = l.clone().reshape([batch, group * wp]);
+                let (_, idx) = (cand.clone() / l.clone().powf_scalar(length_penalty)).topk_with_indices(beam_size, 1);
+                lens = l.gather(1, idx.clone()).reshape([batch * beam_size]);
+                scores = cand.gather(1, idx.clone()).reshape([batch * beam_size]);
+                idx
+            }
+            None => {
+                let (top, idx) = cand.topk_with_indices(beam_size, 1); // [batch, beam]
+                scores = top.reshape([batch * beam_size]);
+                idx
+            }
+        };
         tokens = child_tokens.reshape([batch, group * wp]).gather(1, idx.clone()).reshape([batch * beam_size]);
         nodes = child_nodes.reshape([batch, group * wp]).gather(1, idx.clone()).reshape([batch * beam_size]);
-        scores = top.reshape([batch * beam_size]);
         if d + 1 < trie.depth() {
             let parent = idx.div_scalar(wp as i64) + user_base.clone().mul_scalar(group as i64).expand([batch, beam_size]);
             state.reorder(parent.reshape([batch * beam_size]));
         }
         group = beam_size;
+    }
+    if normalise {
+        scores = scores / lens.powf_scalar(length_penalty);
     }
     let data = Transaction::default().register(scores).register(nodes).execute();
     let scores: Vec<f32> = data[0].clone().convert::<f32>().try_into_vec().expect("f32 scores");
@@ -149,7 +190,7 @@ mod tests {
     }
 
     fn model(vocab: usize, device: &Device) -> T5ForConditionalGeneration {
-        T5Config::new(vocab)
+        let config = T5Config::new(vocab)
             .with_d_model(16)
             .with_d_kv(8)
             .with_d_ff(24)
@@ -157,12 +198,24 @@ mod tests {
             .with_num_decoder_layers(2)
             .with_num_heads(2)
             .with_relative_attention_num_buckets(8)
-            .with_relative_attention_max_distance(16)
-            .init(device)
+            .with_relative_attention_max_distance(16);
+        burn::module::Module::to_device(crate::seed::init_seeded(40, |host| config.init(host)), device)
     }
 
     /// Every item's sequence log-probability for every history, by the uncached forward.
     fn brute_force(m: &T5ForConditionalGeneration, items: &ItemTokens, histories: &[&[u32]], eos: bool, device: &Device) -> Ranked {
+        brute_force_scored(m, items, histories, eos, 0.0, device)
+    }
+
+    /// [`brute_force`] ranked by `sum / len^alpha`.
+    fn brute_force_scored(
+        m: &T5ForConditionalGeneration,
+        items: &ItemTokens,
+        histories: &[&[u32]],
+        eos: bool,
+        alpha: f32,
+        device: &Device,
+    ) -> Ranked {
         let n = items.num_items();
         let targets: Vec<u32> = (0..n as u32).collect();
         let dec = items.decoder_input(&targets);
@@ -179,7 +232,7 @@ mod tests {
                         let s = (0..len)
                             .map(|p| logp[(i * dec.seq + p) * vocab + dec.labels[i * dec.seq + p] as usize])
                             .sum::<f32>();
-                        (i as u32, s)
+                        (i as u32, s / (len as f32).powf(alpha))
                     })
                     .collect();
                 ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -226,6 +279,11 @@ mod tests {
         // With EOS in the trie the score includes P(EOS).
         let trie = Trie::new(&items, true, &device).unwrap();
         assert_same_ranking(&beam_search(&m, &input, &trie, 9, 9), &brute_force(&m, &items, &HISTORIES, true, &device));
+        // Length-normalised scoring, exact too.
+        for alpha in [0.5, 1.0] {
+            let want = brute_force_scored(&m, &items, &HISTORIES, true, alpha, &device);
+            assert_same_ranking(&beam_search_scored(&m, &input, &trie, 9, 9, alpha), &want);
+        }
     }
 
     #[test]
@@ -246,6 +304,12 @@ mod tests {
         let input = items.encoder_input(&[&[0, 4], &[5], &[]]).to_device(&device);
         let want = brute_force(&m, &items, &[&[0, 4], &[5], &[]], true, &device);
         assert_same_ranking(&beam_search(&m, &input, &trie, 6, 6), &want);
+        // Under length normalisation too, and there it changes the order (short IDs lose the
+        // edge a raw sum gives them).
+        let normalised = brute_force_scored(&m, &items, &[&[0, 4], &[5], &[]], true, 1.0, &device);
+        assert_same_ranking(&beam_search_scored(&m, &input, &trie, 6, 6, 1.0), &normalised);
+        let order = |r: &Ranked| r.iter().map(|u| u.iter().map(|x| x.0).collect::<Vec<_>>()).collect::<Vec<_>>();
+        assert_ne!(order(&want), order(&normalised), "the two scorings rank these IDs differently");
     }
 
     #[test]

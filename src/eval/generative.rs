@@ -4,9 +4,8 @@
 use burn::tensor::Device;
 
 use super::evaluate::Ranker;
-use crate::decode::{beam_search, Ranked, Trie};
+use crate::decode::{beam_search_scored, Ranked, Trie};
 use crate::model::{Generator, ItemTokens};
-use crate::train::batches::left_pad;
 
 /// Ranks items with beam search on a generator (evaluation mode: no dropout).
 pub struct GenerativeRanker<'a> {
@@ -20,6 +19,8 @@ pub struct GenerativeRanker<'a> {
     pub device: Device,
     /// Beams kept (SPEC: 20); at least the largest cut-off asked for.
     pub beam: usize,
+    /// The length penalty of the ranking (`EvalConfig::length_penalty`).
+    pub length_penalty: f32,
     /// Pad encoder rows to at least this many tokens (fixed shapes on wgpu); 0 = longest row.
     pub pad_to: usize,
     /// Name in reports.
@@ -27,14 +28,15 @@ pub struct GenerativeRanker<'a> {
 }
 
 impl GenerativeRanker<'_> {
-    /// The best `k` items with their scores (summed token log-probabilities) per history.
+    /// The best `k` items with their scores (summed token log-probabilities, divided by
+    /// `len^length_penalty`) per history.
     pub fn rank(&self, histories: &[&[u32]], k: usize) -> Ranked {
         if histories.is_empty() {
             return Vec::new();
         }
         let beam = self.beam.max(k);
-        let enc = left_pad(self.items.encoder_input(histories), self.pad_to).to_device(&self.device);
-        let mut ranked = beam_search(self.model, &enc, self.trie, beam, beam);
+        let enc = self.items.encoder_input_padded(histories, self.pad_to).to_device(&self.device);
+        let mut ranked = beam_search_scored(self.model, &enc, self.trie, beam, beam, self.length_penalty);
         for r in ranked.iter_mut() {
             r.truncate(k);
         }

@@ -3,12 +3,14 @@
 //! generators ranked by constrained beam search.
 
 pub mod baselines;
+pub mod config;
 pub mod evaluate;
 pub mod generative;
 pub mod metrics;
 pub mod ranking;
 
 pub use baselines::{MostPopular, RandomRanker};
+pub use config::EvalConfig;
 pub use evaluate::{evaluate, EvalResult, Ranker};
 pub use generative::GenerativeRanker;
 pub use metrics::{BucketedMetrics, BucketedSummary, MetricAccumulator, MetricSummary};

@@ -223,6 +223,18 @@ impl ItemTokens {
         self.lookup.get(tokens).copied()
     }
 
+    /// The longest encoder row a history of at most `window` items can give: `window` IDs of
+    /// the longest length, then EOS. Padding every batch to it gives wgpu one shape to compile.
+    pub fn full_encoder_length(&self, window: usize) -> usize {
+        window * self.max_len + 1
+    }
+
+    /// [`ItemTokens::encoder_input`] left-padded to at least `seq` columns (0: to the longest
+    /// row). Training, evaluation and `recommend` all build their encoder rows with it.
+    pub fn encoder_input_padded(&self, histories: &[&[u32]], seq: usize) -> EncoderInput {
+        self.encoder_input(histories).left_padded(seq)
+    }
+
     /// Encoder rows for `histories` (item ids, oldest first): each history's IDs flattened,
     /// then EOS, left-padded to the longest row. Truncate histories to the window first.
     pub fn encoder_input(&self, histories: &[&[u32]]) -> EncoderInput {
@@ -322,6 +334,32 @@ pub struct EncoderBatch {
 }
 
 impl EncoderInput {
+    /// Widens the left-padded rows to at least `seq` columns (more padding on the left).
+    pub fn left_padded(self, seq: usize) -> EncoderInput {
+        let input = self;
+        if seq <= input.seq {
+            return input;
+        }
+        let extra = seq - input.seq;
+        let widen = |v: &[i64], fill: i64| -> Vec<i64> {
+            v.chunks(input.seq.max(1)).flat_map(|row| std::iter::repeat_n(fill, extra).chain(row.iter().copied())).collect()
+        };
+        let mask = input
+            .attention_mask
+            .chunks(input.seq.max(1))
+            .flat_map(|row| std::iter::repeat_n(0.0, extra).chain(row.iter().copied()))
+            .collect();
+        EncoderInput {
+            batch: input.batch,
+            seq,
+            input_ids: widen(&input.input_ids, PAD as i64),
+            attention_mask: mask,
+            item_pos: widen(&input.item_pos, 0),
+            item_slot: widen(&input.item_slot, 0),
+            lengths: input.lengths,
+        }
+    }
+
     /// Uploads the rows to `device`.
     pub fn to_device(&self, device: &Device) -> EncoderBatch {
         let shape = [self.batch, self.seq];
@@ -428,6 +466,22 @@ mod tests {
         assert!(err.contains("the vocabulary has 1 levels"), "{err}");
         assert!(ItemTokens::from_index(&index(&[&[]])).is_err());
         assert!(ItemTokens::from_index(&SemanticIndex { ids: vec![] }).is_err());
+    }
+
+    #[test]
+    fn left_padding_keeps_rows_right_aligned() {
+        let index = SemanticIndex::from_codes(&[vec![0, 1], vec![1, 0], vec![2, 2]]);
+        let items = ItemTokens::from_index(&index).unwrap();
+        let short = items.encoder_input(&[&[0], &[1, 2]]);
+        let wide = short.clone().left_padded(9);
+        assert_eq!(wide.seq, 9);
+        for r in 0..2 {
+            assert_eq!(&wide.input_ids[r * 9 + 4..r * 9 + 9], &short.input_ids[r * 5..r * 5 + 5]);
+            assert!(wide.input_ids[r * 9..r * 9 + 4].iter().all(|&t| t == PAD as i64));
+            assert_eq!(&wide.attention_mask[r * 9 + 4..r * 9 + 9], &short.attention_mask[r * 5..r * 5 + 5]);
+            assert_eq!(&wide.item_slot[r * 9 + 4..r * 9 + 9], &short.item_slot[r * 5..r * 5 + 5]);
+        }
+        assert_eq!(short.clone().left_padded(3), short);
     }
 
     #[test]

@@ -10,8 +10,7 @@ use super::checkpoint::EpochLog;
 use super::trainer::TrainInputs;
 use crate::data::Part;
 use crate::decode::Trie;
-use crate::eval::metrics::{rank_of, MetricAccumulator};
-use crate::eval::GenerativeRanker;
+use crate::eval::{evaluate, GenerativeRanker};
 use crate::model::Generator;
 
 /// The bar of one epoch.
@@ -51,25 +50,19 @@ impl EpochProgress {
     }
 }
 
-/// Validation Recall@5/10 and NDCG@5/10 of `model` by constrained beam search (20 beams).
+/// Validation Recall@K and NDCG@K of `model` (every item of the catalogue, the `[eval]`
+/// settings), through the same evaluation as `sidrec eval`.
 pub fn valid_metrics(model: &Generator, inp: &TrainInputs, pad_to: usize) -> BTreeMap<String, f64> {
     let trie = Trie::new(inp.items, true, &inp.device).expect("the training IDs form a valid trie");
-    let ranker = GenerativeRanker {
+    let mut ranker = GenerativeRanker {
         model,
         items: inp.items,
         trie: &trie,
         device: inp.device.clone(),
-        beam: 20,
+        beam: inp.eval.beam_size,
+        length_penalty: inp.eval.length_penalty,
         pad_to,
         name: String::new(),
     };
-    let mut acc = MetricAccumulator::new(&[5, 10]);
-    for chunk in inp.split.part(Part::Valid).chunks(inp.cfg.batch_size) {
-        let histories: Vec<&[u32]> = chunk.iter().map(|&e| inp.split.history(inp.ds, e)).collect();
-        for (&e, r) in chunk.iter().zip(ranker.rank(&histories, 10)) {
-            let list: Vec<u32> = r.into_iter().map(|(i, _)| i).collect();
-            acc.add(rank_of(&list, inp.split.target(inp.ds, e)));
-        }
-    }
-    acc.summary().values
+    evaluate(&mut ranker, inp.ds, inp.split, Part::Valid, inp.pop, &inp.eval.ks, inp.eval.batch_size).metrics.all.values
 }
