@@ -49,6 +49,17 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     write_atomic(path, |w| w.write_all(bytes))
 }
 
+/// Writes `lines` as JSON lines (one compact object a line) atomically to `path`.
+pub fn write_jsonl<T: serde::Serialize>(path: &Path, lines: &[T]) -> Result<(), WriteError> {
+    write_atomic(path, |w| {
+        for line in lines {
+            serde_json::to_writer(&mut *w, line).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+}
+
 /// Serialises `value` as pretty JSON and writes it atomically to `path`.
 pub fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), WriteError> {
     write_atomic(path, |w| {

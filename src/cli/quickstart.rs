@@ -1,6 +1,7 @@
 //! `sidrec quickstart`: the whole pipeline on the embedded synthetic dataset, no download:
-//! semantic IDs from the items' features (RQ-VAE), the generator trained with early stopping,
-//! and its test metrics beside the most-popular and random baselines.
+//! semantic IDs from the items' features (RQ-VAE), the generator trained for a fixed, small
+//! number of epochs (`train.epochs` of `configs/quickstart.toml`; the best epoch by validation
+//! loss is kept), and its test metrics beside the most-popular and random baselines.
 //!
 //! It always starts over in its output folder (default `runs/quickstart`); `sidrec train` is
 //! the command that resumes.

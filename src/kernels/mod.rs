@@ -12,3 +12,8 @@
 pub mod item_attention;
 pub mod matmul;
 pub mod quantize;
+
+/// Additive bias of masked attention scores, shared by T5's masks, DiscRec's causal branch and
+/// the item-local attention reference (Hugging Face uses the f32 minimum; any value whose `exp`
+/// underflows to 0 gives the same result).
+pub const MASK_BIAS: f32 = -1e9;

@@ -4,7 +4,6 @@
 //! Perplexity is `exp(entropy)` of a level's code distribution over the items: the number of
 //! equally used codes that would give the same entropy (codebook size when perfectly balanced).
 
-use std::collections::HashSet;
 
 use serde::Serialize;
 
@@ -50,14 +49,7 @@ pub fn level_usage(codes: &[Vec<u32>], codebook_size: usize) -> Vec<LevelUsage> 
         .collect()
 }
 
-/// `1 - distinct IDs / items` (0 when every ID is unique).
-pub fn collision_rate<T: std::hash::Hash + Eq>(ids: &[T]) -> f64 {
-    if ids.is_empty() {
-        return 0.0;
-    }
-    let distinct: HashSet<&T> = ids.iter().collect();
-    1.0 - distinct.len() as f64 / ids.len() as f64
-}
+pub use crate::data::semantic_index::collision_rate;
 
 /// Everything `metrics.json` records about a tokenizer run.
 #[derive(Debug, Clone, Serialize)]

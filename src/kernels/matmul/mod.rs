@@ -60,7 +60,8 @@ pub enum MatmulPolicy {
 
 static POLICY: AtomicU8 = AtomicU8::new(MatmulPolicy::Auto as u8);
 
-/// Sets the policy for the whole process (benchmarks and tests compare the two paths with it).
+/// Sets the policy for the whole process (benchmarks compare the two paths with it). Tests,
+/// which run side by side in one process, pass a policy to [`matmul_using`] instead.
 pub fn set_policy(policy: MatmulPolicy) {
     POLICY.store(policy as u8, Ordering::Relaxed);
 }
@@ -76,12 +77,17 @@ pub fn policy() -> MatmulPolicy {
 
 /// Whether [`matmul`] runs the kernel on `device` under the current policy.
 pub fn uses_kernel(device: &Device) -> bool {
+    uses_kernel_under(policy(), device)
+}
+
+/// Whether [`matmul_using`] runs the kernel on `device` under `policy`.
+pub fn uses_kernel_under(policy: MatmulPolicy, device: &Device) -> bool {
     let inner = device.clone().inner();
     let DispatchDevice::Cube(wgpu) = inner.as_dispatch() else { return false };
     if wgpu.runtime() != RuntimeId::Wgpu {
         return false;
     }
-    match policy() {
+    match policy {
         MatmulPolicy::Burn => false,
         MatmulPolicy::Tiled => true,
         MatmulPolicy::Auto => wgpu.client().properties().identity.physical.is_none(),
@@ -97,9 +103,14 @@ pub fn uses_kernel(device: &Device) -> bool {
 /// - b: `[..., k, n]`
 /// - output: `[..., m, n]`
 pub fn matmul<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    matmul_using(policy(), a, b)
+}
+
+/// [`matmul`] under `policy` instead of the process's.
+pub fn matmul_using<const D: usize>(policy: MatmulPolicy, a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
     let f32_inputs = a.dtype() == DType::F32 && b.dtype() == DType::F32;
     let (da, db) = (a.dims(), b.dims());
-    if !(2..=4).contains(&D) || !f32_inputs || da[D - 1] == 0 || !uses_kernel(&a.device()) {
+    if !(2..=4).contains(&D) || !f32_inputs || da[D - 1] == 0 || !uses_kernel_under(policy, &a.device()) {
         return a.matmul(b);
     }
     let mut out_dims = [0; D];
@@ -161,19 +172,46 @@ mod tests {
     use super::*;
     use burn::tensor::{TensorData, Tolerance};
 
+    /// `[batch, m, k] @ [batch or 1, k, n]` on the host, by the definition.
+    fn host_matmul(a: &[f32], b: &[f32], [batch, m, k]: [usize; 3], b_batch: usize, n: usize) -> Vec<f32> {
+        let mut out = vec![0f32; batch * m * n];
+        for z in 0..batch {
+            let zb = if b_batch == 1 { 0 } else { z };
+            for i in 0..m {
+                for j in 0..n {
+                    out[(z * m + i) * n + j] = (0..k).map(|l| a[(z * m + i) * k + l] * b[(zb * k + l) * n + j]).sum();
+                }
+            }
+        }
+        out
+    }
+
     #[test]
-    fn the_cpu_backend_uses_burns_matmul() {
+    fn the_cpu_backend_runs_burns_matmul_and_it_matches_the_definition() {
         let device = Device::flex();
-        assert!(!uses_kernel(&device));
-        // Fixed values, not `Tensor::random`: the CPU backend's generator is shared by the tests.
-        let values = |n: usize, shape: [usize; 3]| {
-            let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 13) as f32 / 6.0 - 1.0).collect();
-            Tensor::<3>::from_data(TensorData::new(v, shape), &device)
-        };
-        let (a, b) = (values(24, [2, 3, 4]), values(40, [2, 4, 5]));
-        matmul(a.clone(), b.clone()).into_data().assert_approx_eq::<f32>(&a.matmul(b).into_data(), Tolerance::absolute(1e-6));
-        let layer = burn::nn::LinearConfig::new(4, 3).with_initializer(burn::nn::Initializer::Constant { value: 0.5 }).init(&device);
-        let x = values(40, [2, 5, 4]);
-        linear(&layer, x.clone()).into_data().assert_approx_eq::<f32>(&layer.forward(x).into_data(), Tolerance::absolute(1e-6));
+        for policy in [MatmulPolicy::Auto, MatmulPolicy::Burn, MatmulPolicy::Tiled] {
+            assert!(!uses_kernel_under(policy, &device), "no kernel off wgpu ({policy:?})");
+        }
+        let values = |n: usize, seed: usize| -> Vec<f32> { (0..n).map(|i| ((i * 7919 + seed) % 13) as f32 / 6.0 - 1.0).collect() };
+        let tol = Tolerance::absolute(1e-5);
+        // A batch of 2 against a broadcast batch of 1, and against a full batch.
+        for b_batch in [1, 2] {
+            let (a, b) = (values(24, 1), values(b_batch * 20, 2));
+            let got = matmul(
+                Tensor::<3>::from_data(TensorData::new(a.clone(), [2, 3, 4]), &device),
+                Tensor::<3>::from_data(TensorData::new(b.clone(), [b_batch, 4, 5]), &device),
+            );
+            assert_eq!(got.dims(), [2, 3, 5]);
+            got.into_data().assert_approx_eq::<f32>(&TensorData::new(host_matmul(&a, &b, [2, 3, 4], b_batch, 5), [2, 3, 5]), tol);
+        }
+        // The linear layer: x @ w + bias over every leading axis.
+        let layer = crate::seed::init_seeded(47, |host| burn::nn::LinearConfig::new(4, 3).init(host));
+        let w: Vec<f32> = layer.weight.val().into_data().try_to_vec().unwrap();
+        let bias: Vec<f32> = layer.bias.as_ref().unwrap().val().into_data().try_to_vec().unwrap();
+        let x = values(40, 3);
+        let mut want = host_matmul(&x, &w, [1, 10, 4], 1, 3);
+        want.iter_mut().enumerate().for_each(|(i, v)| *v += bias[i % 3]);
+        let got = linear(&layer, Tensor::<3>::from_data(TensorData::new(x, [2, 5, 4]), &device));
+        got.into_data().assert_approx_eq::<f32>(&TensorData::new(want, [2, 5, 3]), tol);
     }
 }

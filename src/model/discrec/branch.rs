@@ -101,7 +101,7 @@ impl CollaborativeBranch {
         let [q, k, v] = self.qkv(&x1).map(|t| t.swap_dims(1, 2)); // [batch, n_heads, seq, d_kv]
         let scores = matmul(q, k.swap_dims(2, 3)).div_scalar((d_kv as f64).sqrt()); // [batch, n_heads, seq, seq]
         let future = Tensor::<2, Bool>::tril_mask([seq, seq], 0, &x1.device()).unsqueeze::<4>();
-        let scores = scores.mask_fill(future.expand([batch, self.n_heads, seq, seq]), -1e9);
+        let scores = scores.mask_fill(future.expand([batch, self.n_heads, seq, seq]), crate::kernels::MASK_BIAS);
         let attn = matmul(softmax(scores, 3), v).swap_dims(1, 2); // [batch, seq, n_heads, d_kv]
         self.finish(x1, attn)
     }

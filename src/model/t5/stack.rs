@@ -13,9 +13,7 @@ use super::block::{Block, EncoderContext};
 use super::config::T5Config;
 use crate::model::dropout::dropout;
 
-/// Additive bias of masked attention scores (the reference uses the f32 minimum; any value
-/// whose `exp` underflows to 0 gives the same result).
-pub const MASK_BIAS: f32 = -1e9;
+pub use crate::kernels::MASK_BIAS;
 
 /// `T5Stack`.
 #[derive(Module, Debug)]
@@ -82,11 +80,6 @@ impl Stack {
             dropout: DropoutConfig::new(c.dropout_rate).init(),
             is_decoder,
         }
-    }
-
-    /// Whether this is a decoder stack.
-    pub fn is_decoder(&self) -> bool {
-        self.is_decoder
     }
 
     fn position_bias(&self, query_start: usize, seq_q: usize, seq_k: usize, device: &Device) -> Tensor<4> {
