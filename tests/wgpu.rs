@@ -46,6 +46,14 @@ fn info_reports_the_software_adapter() {
     }
     let report = info_report(DeviceChoice::WgpuCpu).unwrap();
     assert!(report.contains("wgpu adapters found"), "{report}");
+    assert!(report.contains("--device auto would take:"), "{report}");
+    // `auto` sees the software adapter through Vulkan and never takes it.
+    let adapters = sidrec::cli::device::primary_adapters();
+    let software: Vec<_> = adapters.iter().filter(|a| a.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu).collect();
+    assert!(!software.is_empty(), "{adapters:?}");
+    if let sidrec::cli::device::AutoTarget::Gpu { name, .. } = sidrec::cli::device::pick_auto(&adapters).target {
+        assert!(software.iter().all(|a| a.name != name), "auto took the software adapter {name}");
+    }
     assert!(report.contains("max buffer size"), "{report}");
     assert!(report.contains("f32"), "{report}");
 }

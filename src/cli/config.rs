@@ -27,7 +27,7 @@ pub struct RunSection {
 
 impl Default for RunSection {
     fn default() -> Self {
-        Self { out_dir: None, seed: 42, device: DeviceChoice::Wgpu }
+        Self { out_dir: None, seed: 42, device: DeviceChoice::Auto }
     }
 }
 

@@ -41,7 +41,9 @@ pub struct Common {
     /// Override one config value, e.g. --set data.k_core=10 (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE", global = true)]
     pub overrides: Vec<String>,
-    /// Device: wgpu (best GPU), wgpu-cpu (software adapter) or cpu (flex). Overrides run.device.
+    /// Device: auto (a physical GPU through Vulkan/Metal/DX12, else cpu; the default), wgpu (any
+    /// wgpu adapter), wgpu-cpu (the software Vulkan adapter) or cpu (Burn's CPU backend).
+    /// Overrides run.device.
     #[arg(long, global = true)]
     pub device: Option<DeviceChoice>,
     /// Output folder. Overrides run.out_dir.

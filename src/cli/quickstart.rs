@@ -18,14 +18,15 @@ pub const CONFIG: &str = include_str!("../../configs/quickstart.toml");
 /// Runs the quickstart.
 pub fn run(cfg: &RunConfig) -> Result<()> {
     let started = std::time::Instant::now();
-    let (device, summary) = cfg.run.device.init_with_summary()?;
-    match summary {
-        Some(s) => println!("device: {} ({:?}, {:?})", s.info.name, s.info.backend, s.info.device_type),
-        None => println!("device: {device:?}"),
-    }
+    let (_, summary) = cfg.run.device.init_with_summary()?;
+    let on = match summary {
+        Some(s) => format!("{} ({:?}, {:?})", s.info.name, s.info.backend, s.info.device_type),
+        None => "Burn's CPU backend".to_string(),
+    };
+    println!("device: {on}");
     let p = prepare(cfg)?;
     println!("{}\n", DatasetStats::compute(&p.ds, &p.split, &p.pop));
     super::train_cmd::run(cfg, true)?;
-    println!("quickstart done in {:.1}s", started.elapsed().as_secs_f64());
+    println!("quickstart done in {:.1} s on {on} (--device {})", started.elapsed().as_secs_f64(), cfg.run.device);
     Ok(())
 }
