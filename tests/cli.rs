@@ -65,6 +65,11 @@ fn train_resumes_then_eval_and_recommend_use_the_checkpoint() {
     assert_eq!(log(dir.path()), 2);
     let state = std::fs::read_to_string(dir.path().join("t/checkpoints/last/state.json")).unwrap();
     assert!(state.contains("\"changes\"") && state.contains("train.epochs"), "and kept: {state}");
+    // A run folder in use by another process: refused, naming it (here the test's own lock).
+    let held = sidrec::cli::lock::RunLock::acquire(&dir.path().join("t")).unwrap();
+    let out = run(dir.path(), &tiny(&["train", "synthetic", "--device", "cpu", "--out", "t"], "2"));
+    assert_clean_failure(&out, &["is in use by process", &std::process::id().to_string()]);
+    drop(held);
     // Other training settings on resume: refused with each key, nothing overwritten.
     let mut other = tiny(&["train", "synthetic", "--device", "cpu", "--out", "t"], "3");
     other.extend(["--set".into(), "train.lr=1e-2".into(), "--set".into(), "train.batch_size=32".into()]);

@@ -8,6 +8,7 @@ pub mod data_cmd;
 pub mod device;
 pub mod embed_cmd;
 pub mod eval_cmd;
+pub mod lock;
 pub mod quickstart;
 pub mod recommend_cmd;
 pub mod run;

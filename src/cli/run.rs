@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::config::RunConfig;
+use super::lock::RunLock;
 use crate::data::{formats, Dataset, Popularity, Split, Synthetic};
 
 /// A dataset ready for training and evaluation.
@@ -45,13 +46,35 @@ pub fn expand_home(path: &str) -> PathBuf {
     }
 }
 
-/// Creates the run folder (`run.out_dir`, default `runs/<command>`) and writes the effective
-/// config into it. Returns the folder.
-pub fn run_dir(cfg: &RunConfig, command: &str) -> Result<PathBuf> {
-    let dir = cfg.run.out_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(command));
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the run folder", dir.display()))?;
-    crate::artifact::write_bytes(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-    Ok(dir)
+/// A run folder, locked for this command until dropped ([`RunLock`]). Reads as its path.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    _lock: RunLock,
+}
+
+impl std::ops::Deref for RunDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for RunDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Creates the run folder (`run.out_dir`, default `runs/<command>`), locks it for this command
+/// (a second command on it is refused, naming this process) and writes the effective config
+/// into it.
+pub fn run_dir(cfg: &RunConfig, command: &str) -> Result<RunDir> {
+    let path = cfg.run.out_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(command));
+    std::fs::create_dir_all(&path).with_context(|| format!("{}: cannot create the run folder", path.display()))?;
+    let lock = RunLock::acquire(&path)?;
+    crate::artifact::write_bytes(&path.join("config.toml"), cfg.to_toml().as_bytes())?;
+    Ok(RunDir { path, _lock: lock })
 }
 
 /// Writes the dense-id <-> raw-id maps of `ds` into `dir` (`items.json`, `users.json`), so that

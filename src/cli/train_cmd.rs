@@ -150,7 +150,7 @@ pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
         seed: cfg.run.seed,
         device: device.clone(),
         fixed_shapes: fixed_shapes(cfg),
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
     };
     let outcome = train(&inputs, |_| true)?;
     if let Some(e) = outcome.resumed_from {
@@ -174,5 +174,5 @@ pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
         dir.join("metrics.jsonl").display(),
         started.elapsed().as_secs_f64()
     );
-    Ok(dir)
+    Ok(dir.to_path_buf())
 }
