@@ -192,6 +192,48 @@ fn tokenize_synthetic_writes_unique_ids_deterministically_and_imports_them_back(
 }
 
 #[test]
+fn ids_of_different_lengths_train_evaluate_and_recommend_with_tiger_and_discrec() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = tokenize(d, "tok", &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Item i keeps its ID and gets i % 3 more tokens: IDs of 3 to 6 tokens, some a prefix of
+    // others (the trie ends every ID with EOS).
+    let index: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(d.join("tok/synthetic.index.json")).unwrap()).unwrap();
+    let varied: serde_json::Map<String, serde_json::Value> = index
+        .into_iter()
+        .enumerate()
+        .map(|(i, (item, id))| {
+            let mut id: Vec<String> = serde_json::from_value(id).unwrap();
+            let n = id.len();
+            id.extend((n..n + i % 3).map(|l| format!("<{}_{}>", (b'a' + l as u8) as char, (i * 7 + l) % 16)));
+            (item, serde_json::json!(id))
+        })
+        .collect();
+    let lengths: std::collections::BTreeSet<usize> = varied.values().map(|v| v.as_array().unwrap().len()).collect();
+    assert!(lengths.len() >= 3, "{lengths:?}");
+    let file = write(d, "varied.index.json", &serde_json::Value::Object(varied).to_string());
+    for kind in ["tiger", "discrec"] {
+        let mut args = tiny(&["train", "synthetic", "--device", "cpu", "--out", kind, "--index", file.to_str().unwrap()], "1");
+        args.extend(["--set".into(), format!("model.kind=\"{kind}\""), "--set".into(), "eval.length_penalty=1.0".into()]);
+        let out = run(d, &args);
+        assert!(out.status.success(), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
+        let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join(kind).join("metrics.json")).unwrap()).unwrap();
+        assert!(metrics[1]["all"]["recall@10"].as_f64().is_some(), "{metrics}");
+        let spec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join(kind).join("checkpoints/best/generator.json")).unwrap()).unwrap();
+        assert_eq!(spec["level_sizes"].as_array().unwrap().len(), *lengths.last().unwrap(), "a level a token slot");
+        let ckpt = d.join(kind).join("checkpoints/best");
+        let items: Vec<String> = serde_json::from_str(&std::fs::read_to_string(d.join(kind).join("items.json")).unwrap()).unwrap();
+        let out = sidrec(d, &["recommend", "--device", "cpu", "--checkpoint", ckpt.to_str().unwrap(), "--top-k", "5", "--history", &items[1], &items[2]]);
+        assert!(out.status.success(), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
+        let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(recs[0]["items"].as_array().unwrap().len(), 5, "{recs}");
+    }
+}
+
+#[test]
 fn tokenize_import_fixes_collisions_and_bad_inputs_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
