@@ -33,7 +33,7 @@ pub fn dropout<const D: usize>(d: &Dropout, x: Tensor<D>) -> Tensor<D> {
 }
 
 /// A 60-bit seed from the device's generator (two 30-bit draws, in range for `i32` ints).
-fn draw_seed(device: &Device) -> u64 {
+pub(crate) fn draw_seed(device: &Device) -> u64 {
     let t = Tensor::<1, Int>::random([2], Distribution::Uniform(0.0, (1u64 << 30) as f64), device);
     let v: Vec<i64> = t.into_data().convert::<i64>().try_to_vec::<i64>().expect("two integers");
     ((v[0] as u64) << 30) | (v[1] as u64 & ((1 << 30) - 1))
