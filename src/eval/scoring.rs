@@ -1,0 +1,69 @@
+//! Models that score every item of the catalogue (SASRec), evaluated by full ranking on the
+//! device: a batch of histories gives a `[batch, items]` score matrix, the targets' ranks come
+//! from [`super::ranking::target_ranks`] (ties: smaller item id first) and only the ranks come
+//! back to the host. Already-seen items stay in the ranking, as for the generators and the
+//! baselines. Recommendations use top-k on the device.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+
+use super::evaluate::{evaluate_with, EvalResult};
+use super::ranking::target_ranks;
+use crate::data::{Dataset, Part, Popularity, Split};
+use crate::model::sasrec::{SasRec, SequenceInput};
+
+/// A trained SASRec as a full-catalogue scorer (evaluation mode: no dropout).
+pub struct SasRecScorer<'a> {
+    /// The model (on a device without autodiff).
+    pub model: &'a SasRec,
+    /// Where it runs.
+    pub device: Device,
+    /// Pad every batch to this many columns (fixed shapes on wgpu); 0 = to the longest row.
+    pub pad_to: usize,
+    /// Name in reports.
+    pub name: String,
+}
+
+/// One recommended item: dense id, score, and probability under the softmax over the catalogue.
+pub type ScoredItem = (u32, f32, f32);
+
+impl SasRecScorer<'_> {
+    /// Scores of every item after each history (the last `max_len` items of it are read).
+    ///
+    /// # Shapes
+    /// - output: `[histories, items]`
+    pub fn scores(&self, histories: &[&[u32]]) -> Tensor<2> {
+        let x = SequenceInput::new(histories, self.model.max_len(), self.pad_to).to_device(&self.device);
+        self.model.scores(&x)
+    }
+
+    /// The best `k` items per history with their scores and softmax probabilities, best first.
+    pub fn top_k(&self, histories: &[&[u32]], k: usize) -> Vec<Vec<ScoredItem>> {
+        if histories.is_empty() {
+            return Vec::new();
+        }
+        let k = k.min(self.model.num_items());
+        let scores = self.scores(histories);
+        let (values, ids) = scores.clone().topk_with_indices(k, 1); // [histories, k]
+        let probs = softmax(scores, 1).gather(1, ids.clone());
+        let v: Vec<f32> = values.into_data().convert::<f32>().try_to_vec().expect("floats");
+        let p: Vec<f32> = probs.into_data().convert::<f32>().try_to_vec().expect("floats");
+        let i: Vec<i64> = ids.into_data().convert::<i64>().try_to_vec().expect("ints");
+        (0..histories.len()).map(|r| (r * k..(r + 1) * k).map(|j| (i[j] as u32, v[j], p[j])).collect()).collect()
+    }
+}
+
+/// Evaluates `scorer` on `part` of `split` by full ranking, in batches of `batch_size`.
+pub fn evaluate_scores(
+    scorer: &SasRecScorer,
+    ds: &Dataset,
+    split: &Split,
+    part: Part,
+    pop: &Popularity,
+    ks: &[usize],
+    batch_size: usize,
+) -> EvalResult {
+    evaluate_with(&scorer.name, ds, split, part, pop, ks, batch_size, |histories, targets| {
+        target_ranks(scorer.scores(histories), targets).into_iter().map(|r| Some(r as usize)).collect()
+    })
+}
