@@ -78,11 +78,15 @@ pub struct EvalSection {
     pub batch_size: usize,
     /// Beams of the constrained beam search (SPEC: 20); at least the largest K.
     pub beam_size: usize,
+    /// SASRec only: remove each user's history items from the ranking (and from
+    /// recommendations). Off by default: like the generators and the baselines, every item
+    /// stays in the ranking (SPEC section 1).
+    pub exclude_seen: bool,
 }
 
 impl Default for EvalSection {
     fn default() -> Self {
-        Self { ks: vec![5, 10], batch_size: 256, beam_size: 20 }
+        Self { ks: vec![5, 10], batch_size: 256, beam_size: 20, exclude_seen: false }
     }
 }
 

@@ -92,7 +92,7 @@ fn generator_top_k(cfg: &RunConfig, ckpt: &Path, device: &Device, dense: &[Vec<u
 fn sasrec_top_k(cfg: &RunConfig, ckpt: &Path, device: &Device, dense: &[Vec<u32>], k: usize) -> Result<Lists> {
     let ck = sasrec_task::load(ckpt, device)?;
     let pad_to = if fixed_shapes(cfg) { ck.model.max_len() } else { 0 };
-    let scorer = SasRecScorer { model: &ck.model, device: device.clone(), pad_to, name: "sasrec".into() };
+    let scorer = SasRecScorer { model: &ck.model, device: device.clone(), pad_to, name: "sasrec".into(), exclude_seen: cfg.eval.exclude_seen };
     let mut out = Vec::with_capacity(dense.len());
     for chunk in dense.chunks(cfg.eval.batch_size) {
         let hs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();

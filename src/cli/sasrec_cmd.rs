@@ -78,8 +78,9 @@ pub fn evaluate(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &Device) -> 
     super::eval_cmd::check_catalogue(&ck.parts.dir, &ck.parts.items, p, cfg)?;
     let split = split_for(p, ck.parts.spec.max_len);
     let pad_to = if fixed_shapes(cfg) { ck.model.max_len() } else { 0 };
-    let name = format!("sasrec-{} (epoch {})", ck.parts.spec.model.sasrec.loss, ck.parts.state.best_epoch);
-    let scorer = SasRecScorer { model: &ck.model, device: device.clone(), pad_to, name };
+    let seen = if cfg.eval.exclude_seen { ", seen items excluded" } else { "" };
+    let name = format!("sasrec-{} (epoch {}{seen})", ck.parts.spec.model.sasrec.loss, ck.parts.state.best_epoch);
+    let scorer = SasRecScorer { model: &ck.model, device: device.clone(), pad_to, name, exclude_seen: cfg.eval.exclude_seen };
     let mut out = Vec::new();
     for part in [Part::Valid, Part::Test] {
         out.push(evaluate_scores(&scorer, &p.ds, &split, part, &p.pop, &cfg.eval.ks, cfg.eval.batch_size));

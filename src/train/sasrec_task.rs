@@ -46,6 +46,7 @@ impl<'a> SasRecInputs<'a> {
     /// The inputs of a run; the epoch's units are the users with at least two training items.
     pub fn new(ds: &'a Dataset, split: &'a Split, item_ids: &'a IdMap, spec: GeneratorSpec, cfg: &'a TrainConfig, fixed_shapes: bool) -> Self {
         let users = Split::train_items(ds).enumerate().filter(|(_, s)| s.len() >= 2).map(|(u, _)| u as u32).collect();
+        // Only the overall validation metrics are read; the head share does not matter.
         let pop = Popularity::from_training(ds, 0.2);
         SasRecInputs { ds, split, item_ids, spec, cfg, fixed_shapes, users, pop }
     }
@@ -59,7 +60,7 @@ impl<'a> SasRecInputs<'a> {
     }
 
     fn scorer<'m>(&self, model: &'m SasRec, device: &Device) -> SasRecScorer<'m> {
-        SasRecScorer { model, device: device.clone(), pad_to: self.pad_to(), name: "sasrec".into() }
+        SasRecScorer { model, device: device.clone(), pad_to: self.pad_to(), name: "sasrec".into(), exclude_seen: false }
     }
 }
 
