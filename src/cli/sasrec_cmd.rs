@@ -47,7 +47,7 @@ pub fn train(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Resu
         c.init(p.ds.num_items(), device).num_params(),
         p.ds.num_items(),
         crate::train::TrainTask::examples(&inputs).len(),
-        p.split.train.len(),
+        Split::train_items(&p.ds).map(|s| s.len().saturating_sub(1).min(c.max_len)).sum::<usize>(),
         cfg.run.device
     );
     let settings = LoopSettings { cfg: &cfg.train, seed: cfg.run.seed, device: device.clone(), dir: dir.to_path_buf() };
