@@ -49,6 +49,21 @@ fn quickstart_on_cpu_trains_and_reports_the_generator_beside_the_baselines() {
     }
 }
 
+/// `recommend --top-k 5` with checkpoint `ckpt` for a two-item history of run folder `run`'s
+/// catalogue: five of its items, best first. Returns the catalogue's raw ids.
+fn assert_recommends_top_5(cwd: &std::path::Path, run: &std::path::Path, ckpt: &str) -> Vec<String> {
+    let items: Vec<String> = serde_json::from_str(&std::fs::read_to_string(run.join("items.json")).unwrap()).unwrap();
+    let out = sidrec(cwd, &["recommend", "--device", "cpu", "--checkpoint", ckpt, "--top-k", "5", "--history", &items[0], &items[3]]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = recs[0]["items"].as_array().unwrap();
+    assert_eq!(list.len(), 5);
+    assert!(list.iter().all(|r| items.contains(&r["item"].as_str().unwrap().to_string())));
+    let scores: Vec<f64> = list.iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    items
+}
+
 #[test]
 fn train_resumes_then_eval_and_recommend_use_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,15 +103,7 @@ fn train_resumes_then_eval_and_recommend_use_the_checkpoint() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("e/metrics.json")).unwrap()).unwrap();
     assert!(metrics[1]["all"]["recall@10"].as_f64().is_some() && metrics[1]["part"] == "test", "{metrics}");
 
-    let items: Vec<String> = serde_json::from_str(&std::fs::read_to_string(dir.path().join("t/items.json")).unwrap()).unwrap();
-    let out = sidrec(dir.path(), &["recommend", "--device", "cpu", "--checkpoint", ckpt, "--top-k", "5", "--history", &items[0], &items[3]]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let list = recs[0]["items"].as_array().unwrap();
-    assert_eq!(list.len(), 5);
-    assert!(list.iter().all(|r| items.contains(&r["item"].as_str().unwrap().to_string())));
-    let scores: Vec<f64> = list.iter().map(|r| r["score"].as_f64().unwrap()).collect();
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    let items = assert_recommends_top_5(dir.path(), &dir.path().join("t"), ckpt);
     let file = write(dir.path(), "h.txt", &format!("{} {}\n\n{}\n", items[0], items[1], items[2]));
     let out = sidrec(dir.path(), &["recommend", "--device", "cpu", "--checkpoint", ckpt, "--histories", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -401,4 +408,70 @@ fn movielens_100k_stats_are_sensible() {
     assert!((1300..1682).contains(&items), "{items}");
     assert_eq!(s["raw_interactions"], 100000);
     assert!(s["items_with_text"].as_u64().unwrap() == items, "every ml-100k item has a title");
+}
+
+/// A small SASRec on the tiny synthetic dataset.
+const TINY_SASREC: &[&str] = &[
+    "--set", "synthetic.users=300", "--set", "synthetic.items=150", "--set", "synthetic.topics=6",
+    "--set", "model.kind=sasrec", "--set", "model.sasrec.hidden=32", "--set", "model.sasrec.max_len=10",
+    "--set", "model.sasrec.dropout=0.2", "--set", "train.batch_size=32", "--set", "train.lr=3e-3",
+    "--set", "train.weight_decay=0", "--set", "train.warmup_fraction=0", "--set", "train.epochs=8",
+];
+
+fn sasrec_args(args: &[&str], extra: &[&str]) -> Vec<String> {
+    args.iter().chain(TINY_SASREC).chain(extra).map(|s| s.to_string()).collect()
+}
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn sasrec_trains_beats_most_popular_recommends_and_exports_embeddings_for_tokenize() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(d, &sasrec_args(&["train", "synthetic", "--device", "cpu", "--out", "s"], &[]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // The loss falls over the epochs.
+    let log: Vec<serde_json::Value> = std::fs::read_to_string(d.join("s/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(log.len(), 8);
+    let loss = |i: usize| log[i]["train_loss"].as_f64().unwrap();
+    assert!(loss(7) < 0.8 * loss(0), "train loss {} -> {}", loss(0), loss(7));
+    // SASRec beats most-popular on the test split.
+    let metrics = json(&d.join("s/metrics.json"));
+    let test_r10 = |name: &str| {
+        metrics.as_array().unwrap().iter().find(|r| r["model"].as_str().unwrap().starts_with(name) && r["part"] == "test").unwrap()["all"]["recall@10"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(test_r10("sasrec") > test_r10("most-popular"), "{metrics}");
+    for f in ["item_embeddings.npy", "item_embeddings.safetensors", "training.png", "checkpoints/best/model.bpk", "checkpoints/last/optimizer.bpk"] {
+        assert!(d.join("s").join(f).is_file(), "{f} missing");
+    }
+    assert!(!d.join("s/checkpoints/best/items.index.json").exists());
+
+    // eval and recommend read the checkpoint.
+    let ckpt = d.join("s/checkpoints/best");
+    let ckpt = ckpt.to_str().unwrap();
+    let out = run(d, &sasrec_args(&["eval", "synthetic", "--device", "cpu", "--out", "e", "--checkpoint", ckpt], &[]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&d.join("e/metrics.json"))[1]["all"]["recall@10"], metrics[1]["all"]["recall@10"]);
+    assert_recommends_top_5(d, &d.join("s"), ckpt);
+
+    // The exported embeddings tokenize; on another catalogue they are refused.
+    let emb = d.join("s/item_embeddings.npy");
+    let out = tokenize(d, "t", &["--embeddings", emb.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(d.join("t/synthetic.index.json").is_file());
+    let out = tokenize(d, "t2", &["--embeddings", emb.to_str().unwrap(), "--set", "synthetic.items=100"]);
+    assert_clean_failure(&out, &["item_embeddings.npy", "rows but the dataset has"]);
+
+    // A SASRec run folder refuses to resume as a generator (the library refuses both ways).
+    let out = run(d, &tiny(&["train", "synthetic", "--device", "cpu", "--out", "s"], "1"));
+    assert_clean_failure(&out, &["holds a sasrec model", "tiger", "--restart"]);
 }

@@ -456,19 +456,9 @@ mod matmul {
 /// the CPU backend, with padded histories of different lengths.
 #[test]
 fn discrec_generator_gradients_on_wgpu_match_the_cpu_backend() {
-    use burn::module::{Module, ModuleVisitor, Param};
-    use burn::optim::GradientsParams;
+    use burn::module::Module;
     use sidrec::data::{CodeToken, SemanticIndex};
     use sidrec::model::{Generator, GeneratorKind, ItemTokens, ModelConfig, TokenVocab};
-
-    struct Collect<'a>(&'a GradientsParams, Vec<Vec<f32>>);
-    impl ModuleVisitor for Collect<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(g) = self.0.get::<D>(param.id) {
-                self.1.push(g.into_data().try_to_vec::<f32>().unwrap());
-            }
-        }
-    }
 
     let Some(device) = software_wgpu() else { return };
     let mut rng = StdRng::seed_from_u64(23);
@@ -490,19 +480,69 @@ fn discrec_generator_gradients_on_wgpu_match_the_cpu_backend() {
     for dev in [cpu, device.autodiff()] {
         let m = model.clone().to_device(&dev).train();
         let loss = m.loss(&enc.to_device(&dev), &dec.to_device(&dev));
-        let loss_value: f32 = loss.clone().into_scalar();
-        let grads = GradientsParams::from_grads(loss.backward(), &m);
-        let mut c = Collect(&grads, Vec::new());
-        m.visit(&mut c);
-        results.push((loss_value, c.1));
+        results.push(loss_and_grads(&m, loss));
     }
-    let ((cpu_loss, cpu_grads), (gpu_loss, gpu_grads)) = (&results[0], &results[1]);
+    assert_same_loss_and_grads(&results[0], &results[1], 20);
+}
+
+/// Every float parameter's gradient, in visiting order.
+struct Collect<'a>(&'a burn::optim::GradientsParams, Vec<Vec<f32>>);
+impl burn::module::ModuleVisitor for Collect<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        if let Some(g) = self.0.get::<D>(param.id) {
+            self.1.push(g.into_data().try_to_vec::<f32>().unwrap());
+        }
+    }
+}
+
+/// The value of `loss` and the gradient of every parameter of `m`.
+fn loss_and_grads<M: burn::module::Module>(m: &M, loss: Tensor<1>) -> (f32, Vec<Vec<f32>>) {
+    let value: f32 = loss.clone().into_scalar();
+    let grads = burn::optim::GradientsParams::from_grads(loss.backward(), m);
+    let mut c = Collect(&grads, Vec::new());
+    m.visit(&mut c);
+    (value, c.1)
+}
+
+/// Same loss (1e-4) and every gradient within 1e-3 of its largest entry, with at least
+/// `min_params` parameters.
+fn assert_same_loss_and_grads(cpu: &(f32, Vec<Vec<f32>>), gpu: &(f32, Vec<Vec<f32>>), min_params: usize) {
+    let ((cpu_loss, cpu_grads), (gpu_loss, gpu_grads)) = (cpu, gpu);
     assert!((cpu_loss - gpu_loss).abs() < 1e-4, "loss {cpu_loss} on cpu, {gpu_loss} on wgpu");
     assert_eq!(cpu_grads.len(), gpu_grads.len());
-    assert!(cpu_grads.len() > 20, "every parameter has a gradient");
+    assert!(cpu_grads.len() > min_params, "every parameter has a gradient");
     for (i, (a, b)) in cpu_grads.iter().zip(gpu_grads).enumerate() {
         let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
         let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(diff <= 1e-3 * scale, "parameter {i}: max |grad diff| {diff} (largest |grad| {scale})");
     }
+}
+
+/// A small SASRec's scores, both losses and every parameter gradient on wgpu against the CPU
+/// backend, with histories of different lengths (padding and the causal mask on both).
+#[test]
+fn sasrec_forward_and_gradients_on_wgpu_match_the_cpu_backend() {
+    use burn::module::Module;
+    use burn::tensor::Tolerance;
+    use sidrec::model::sasrec::{SasRecConfig, SasRecLoss, SequenceInput, TrainingInput};
+
+    let Some(device) = software_wgpu() else { return };
+    let c = SasRecConfig { hidden: 16, blocks: 2, heads: 2, max_len: 6, d_ff: 16, dropout: 0.0, loss: SasRecLoss::Ce, negatives: 2 };
+    let model = sidrec::seed::init_seeded(30, |host| c.init(12, host));
+    let mut rng = StdRng::seed_from_u64(31);
+    let seqs: Vec<Vec<u32>> = (0..4).map(|i| (0..2 + i * 2).map(|_| rng.random_range(0..12)).collect()).collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let batch = TrainingInput::new(&refs, c.max_len, 0, 12, c.negatives, &mut rng);
+    let histories = SequenceInput::new(&refs, c.max_len, 0);
+    let mut scores = Vec::new();
+    let mut results = Vec::new();
+    for dev in [Device::flex(), device] {
+        scores.push(model.clone().to_device(&dev).scores(&histories.to_device(&dev)).into_data());
+        let m = model.clone().to_device(&dev.clone().autodiff()).train();
+        let x = batch.input.to_device(&dev.autodiff());
+        results.push((loss_and_grads(&m, m.ce_loss(&x, &batch.targets)), loss_and_grads(&m, m.bce_loss(&x, &batch.targets))));
+    }
+    scores[1].assert_approx_eq::<f32>(&scores[0], Tolerance::rel_abs(1e-4, 1e-4));
+    assert_same_loss_and_grads(&results[0].0, &results[1].0, 20);
+    assert_same_loss_and_grads(&results[0].1, &results[1].1, 20);
 }

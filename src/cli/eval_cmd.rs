@@ -1,5 +1,5 @@
-//! `sidrec eval`: metrics of a trained generator (`--checkpoint`) and of the baselines on the
-//! validation and test targets, written as JSON.
+//! `sidrec eval`: metrics of a trained model (`--checkpoint`: a generator or SASRec) and of
+//! the baselines on the validation and test targets, written as JSON.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 use super::config::RunConfig;
 use super::run::{prepare, run_dir, write_id_maps, Prepared};
 use super::train_cmd::fixed_shapes;
-use crate::data::Part;
+use crate::data::{IdMap, Part};
 use crate::decode::Trie;
 use crate::eval::{evaluate, EvalResult, GenerativeRanker, MostPopular, RandomRanker};
 use crate::train::checkpoint;
@@ -50,21 +50,31 @@ pub fn table(results: &[EvalResult], ks: &[usize]) -> String {
     s
 }
 
-/// Evaluates the generator saved in `ckpt` on validation and test (beam search, full
-/// catalogue), followed by the baselines for comparison. For DiscRec, also prints and writes
-/// `<out_dir>/gate.json` with the mean gate weight of each branch.
-pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &Device, out_dir: &Path) -> Result<Vec<EvalResult>> {
-    let ck = checkpoint::load(ckpt, device)?;
-    if ck.items.raw_ids() != p.ds.items.raw_ids() {
+/// Stops when checkpoint `dir` was trained on another catalogue (`items`) than `p`'s.
+pub fn check_catalogue(dir: &Path, items: &IdMap, p: &Prepared, cfg: &RunConfig) -> Result<()> {
+    if items.raw_ids() != p.ds.items.raw_ids() {
         bail!(
             "{}: the checkpoint was trained on another item catalogue ({} items) than {} ({} items); \
              evaluate with the dataset and data settings it was trained with",
-            ck.dir.display(),
-            ck.items.len(),
+            dir.display(),
+            items.len(),
             cfg.data.dataset,
             p.ds.num_items()
         );
     }
+    Ok(())
+}
+
+/// Evaluates the model saved in `ckpt` on validation and test (full catalogue: beam search for
+/// a generator, full ranking for SASRec), followed by the baselines for comparison. For
+/// DiscRec, also prints and writes `<out_dir>/gate.json` with the mean gate weight of each
+/// branch.
+pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &Device, out_dir: &Path) -> Result<Vec<EvalResult>> {
+    if !checkpoint::read_parts(ckpt)?.spec.model.kind.is_generator() {
+        return super::sasrec_cmd::evaluate(cfg, p, ckpt, device);
+    }
+    let ck = checkpoint::load(ckpt, device)?;
+    check_catalogue(&ck.dir, &ck.items, p, cfg)?;
     if ck.spec.max_len != p.split.max_len {
         bail!(
             "{}: the model was trained with a history window of {} items, the config has data.max_len = {}",

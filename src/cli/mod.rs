@@ -12,6 +12,7 @@ pub mod lock;
 pub mod quickstart;
 pub mod recommend_cmd;
 pub mod run;
+pub mod sasrec_cmd;
 pub mod tokenize_cmd;
 pub mod train_cmd;
 
@@ -24,7 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use config::RunConfig;
 use device::DeviceChoice;
 
-/// Generative recommendation with semantic IDs (TIGER, DiscRec) on any GPU.
+/// Generative recommendation with semantic IDs (TIGER, DiscRec) on any GPU, and SASRec.
 #[derive(Debug, Parser)]
 #[command(name = "sidrec", version, about)]
 pub struct Cli {
@@ -93,8 +94,8 @@ pub enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// Recall@K / NDCG@K with head/tail split of a trained generator (--checkpoint) and of the
-    /// baselines (most-popular, random), on validation and test.
+    /// Recall@K / NDCG@K with head/tail split of a trained model (--checkpoint: a generator or
+    /// SASRec) and of the baselines (most-popular, random), on validation and test.
     Eval {
         /// Dataset: `synthetic`, a dataset folder or an interaction file (default: data.dataset).
         dataset: Option<String>,
@@ -134,8 +135,9 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Train the generator (TIGER or DiscRec, see [model] and [train]) to early stopping, with
-    /// checkpoints; an interrupted run resumes when started again. Evaluates the best epoch.
+    /// Train a model (TIGER, DiscRec or SASRec: model.kind, see [model] and [train]) to early
+    /// stopping, with checkpoints; an interrupted run resumes when started again. Evaluates the
+    /// best epoch; SASRec also exports its item embeddings (item_embeddings.npy).
     Train {
         /// Dataset: `synthetic`, a dataset folder or an interaction file (default: data.dataset).
         dataset: Option<String>,
@@ -149,7 +151,8 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Top-K items for histories, with a trained generator, as JSON (the dataset's own ids).
+    /// Top-K items for histories, with a trained generator or SASRec, as JSON (the dataset's own
+    /// ids).
     Recommend {
         /// A checkpoint folder written by `sidrec train` (e.g. runs/train/checkpoints/best).
         #[arg(long)]

@@ -1,5 +1,5 @@
-//! `sidrec recommend`: the top-K items for one or many histories with a trained generator, in
-//! the dataset's own item ids, as JSON.
+//! `sidrec recommend`: the top-K items for one or many histories with a trained generator or
+//! SASRec, in the dataset's own item ids, as JSON.
 //!
 //! Histories come from `--history ID ...` or a file (`--histories FILE`: one history per line,
 //! oldest first; item ids separated by tabs when the line has a tab, so that ids may contain
@@ -9,13 +9,14 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use burn::tensor::Device;
 use serde::Serialize;
 
 use super::config::RunConfig;
 use super::train_cmd::fixed_shapes;
 use crate::decode::Trie;
-use crate::eval::GenerativeRanker;
-use crate::train::checkpoint;
+use crate::eval::{GenerativeRanker, SasRecScorer};
+use crate::train::{checkpoint, sasrec_task};
 
 /// One history's recommendations.
 #[derive(Debug, Serialize)]
@@ -31,9 +32,10 @@ pub struct Recommendation {
 pub struct Scored {
     /// The dataset's own item id.
     pub item: String,
-    /// Sum of the log-probabilities of the item's tokens.
+    /// A generator's sum of the log-probabilities of the item's tokens; SASRec's dot product.
     pub score: f32,
-    /// `exp(score)`: the model's probability of generating this item's ID.
+    /// The model's probability of the item: `exp(score)` (generating its ID) for a
+    /// generator, the softmax of the scores over the catalogue for SASRec.
     pub probability: f32,
 }
 
@@ -60,7 +62,47 @@ pub fn read_histories(path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
     Ok(out)
 }
 
-/// Runs `sidrec recommend`.
+/// One history's top `k` as (dense item, score, probability), for every history in `dense`.
+type Lists = Vec<Vec<(u32, f32, f32)>>;
+
+/// The generator of `ckpt`'s top `k` items by constrained beam search.
+fn generator_top_k(cfg: &RunConfig, ckpt: &Path, device: &Device, dense: &[Vec<u32>], k: usize) -> Result<Lists> {
+    let ck = checkpoint::load(ckpt, device)?;
+    let items = ck.item_tokens()?;
+    let trie = Trie::new(&items, true, device)?;
+    let pad_to = if fixed_shapes(cfg) { items.full_encoder_length(ck.spec.max_len) } else { 0 };
+    let ranker = GenerativeRanker {
+        model: &ck.model,
+        items: &items,
+        trie: &trie,
+        device: device.clone(),
+        beam: cfg.eval.beam_size.max(k),
+        length_penalty: cfg.eval.length_penalty,
+        pad_to,
+        name: ck.spec.model.kind.to_string(),
+    };
+    let mut out = Vec::with_capacity(dense.len());
+    for chunk in dense.chunks(cfg.eval.batch_size) {
+        let hs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+        out.extend(ranker.rank(&hs, k).into_iter().map(|r| r.into_iter().map(|(i, s)| (i, s, s.exp())).collect()));
+    }
+    Ok(out)
+}
+
+/// SASRec's top `k` items of the whole catalogue, by score.
+fn sasrec_top_k(cfg: &RunConfig, ckpt: &Path, device: &Device, dense: &[Vec<u32>], k: usize) -> Result<Lists> {
+    let ck = sasrec_task::load(ckpt, device)?;
+    let pad_to = if fixed_shapes(cfg) { ck.model.max_len() } else { 0 };
+    let scorer = SasRecScorer { model: &ck.model, device: device.clone(), pad_to, name: "sasrec".into(), exclude_seen: cfg.eval.exclude_seen };
+    let mut out = Vec::with_capacity(dense.len());
+    for chunk in dense.chunks(cfg.eval.batch_size) {
+        let hs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+        out.extend(scorer.top_k(&hs, k));
+    }
+    Ok(out)
+}
+
+/// Runs `sidrec recommend` with a generator's or SASRec's checkpoint.
 pub fn run(cfg: &RunConfig, ckpt: &Path, history: &[String], histories: Option<&Path>, top_k: usize) -> Result<()> {
     if top_k == 0 {
         bail!("--top-k must be at least 1");
@@ -74,40 +116,29 @@ pub fn run(cfg: &RunConfig, ckpt: &Path, history: &[String], histories: Option<&
         (None, false) => vec![("--history".to_string(), history.to_vec())],
     };
     let device = cfg.run.device.init()?;
-    let ck = checkpoint::load(ckpt, &device)?;
+    let parts = checkpoint::read_parts(ckpt)?;
     let mut dense: Vec<Vec<u32>> = Vec::with_capacity(rows.len());
     for (origin, h) in &rows {
         let ids = h
             .iter()
-            .map(|raw| ck.items.dense(raw).with_context(|| format!("{origin}: unknown item id {raw:?} (not in the checkpoint's catalogue)")))
+            .map(|raw| parts.items.dense(raw).with_context(|| format!("{origin}: unknown item id {raw:?} (not in the checkpoint's catalogue)")))
             .collect::<Result<Vec<u32>>>()?;
-        let start = ids.len().saturating_sub(ck.spec.max_len);
+        let start = ids.len().saturating_sub(parts.spec.max_len);
         dense.push(ids[start..].to_vec());
     }
-    let items = ck.item_tokens()?;
-    let trie = Trie::new(&items, true, &device)?;
-    let pad_to = if fixed_shapes(cfg) { items.full_encoder_length(ck.spec.max_len) } else { 0 };
-    let ranker = GenerativeRanker {
-        model: &ck.model,
-        items: &items,
-        trie: &trie,
-        device: device.clone(),
-        beam: cfg.eval.beam_size.max(top_k),
-        length_penalty: cfg.eval.length_penalty,
-        pad_to,
-        name: ck.spec.model.kind.to_string(),
+    let lists = if parts.spec.model.kind.is_generator() {
+        generator_top_k(cfg, ckpt, &device, &dense, top_k)?
+    } else {
+        sasrec_top_k(cfg, ckpt, &device, &dense, top_k)?
     };
-    let mut out = Vec::with_capacity(rows.len());
-    for (chunk_rows, chunk) in rows.chunks(cfg.eval.batch_size).zip(dense.chunks(cfg.eval.batch_size)) {
-        let hs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
-        for ((_, raw), ranked) in chunk_rows.iter().zip(ranker.rank(&hs, top_k)) {
-            let items = ranked
-                .into_iter()
-                .map(|(i, s)| Scored { item: ck.items.raw(i).to_string(), score: s, probability: s.exp() })
-                .collect();
-            out.push(Recommendation { history: raw.clone(), items });
-        }
-    }
+    let out: Vec<Recommendation> = rows
+        .iter()
+        .zip(lists)
+        .map(|((_, raw), list)| Recommendation {
+            history: raw.clone(),
+            items: list.into_iter().map(|(i, score, probability)| Scored { item: parts.items.raw(i).to_string(), score, probability }).collect(),
+        })
+        .collect();
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

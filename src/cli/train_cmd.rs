@@ -1,6 +1,7 @@
-//! `sidrec train`: semantic IDs (an index file, or tokenized here), then the generator trained
-//! to early stopping with checkpoints, then the best checkpoint evaluated on validation and
-//! test beside the most-popular baseline.
+//! `sidrec train`: for a generator, semantic IDs (an index file, or tokenized here) and then
+//! the generator; for SASRec, the model over item ids (`sasrec_cmd`). Either is trained to
+//! early stopping with checkpoints, then the best checkpoint is evaluated on validation and
+//! test beside the baselines.
 //!
 //! An interrupted run continues where it stopped when started again with the same config and
 //! output folder (`--restart` starts over instead).
@@ -21,7 +22,7 @@ use crate::model::{ItemTokens, TokenVocab, VocabError};
 use crate::tokenizer::fix_imported;
 use crate::train::checkpoint::{self, GeneratorSpec};
 use crate::train::trainer::checkpoint_dirs;
-use crate::train::{train, TrainInputs};
+use crate::train::{train, TrainInputs, TrainOutcome};
 
 /// The semantic IDs of the run and the file they come from: the configured index file
 /// (collisions fixed), or a tokenizer trained now into `<dir>/tokenizer/`.
@@ -88,38 +89,38 @@ pub fn fixed_shapes(cfg: &RunConfig) -> bool {
     cfg.train.fixed_shapes.unwrap_or(cfg.run.device.default_pad_multiple() > 1)
 }
 
-/// Runs `sidrec train`; returns the run folder.
-pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
-    let started = Instant::now();
-    let device = cfg.run.device.init()?;
-    let p = prepare(cfg)?;
-    let dir = run_dir(cfg, "train")?;
-    write_id_maps(&p.ds, &dir)?;
-    let (last, _) = checkpoint_dirs(&dir);
-    if restart {
-        let ck = dir.join("checkpoints");
-        if ck.exists() {
-            std::fs::remove_dir_all(&ck).with_context(|| format!("{}: cannot remove", ck.display()))?;
+/// Reads the model spec of checkpoint folder `ck`.
+fn saved_spec(ck: &Path) -> Result<GeneratorSpec> {
+    let path = ck.join("generator.json");
+    serde_json::from_slice(&std::fs::read(&path)?).with_context(|| format!("{}: unreadable", path.display()))
+}
+
+/// Stops a resumed run whose checkpoint in `last` holds another model kind than the config's
+/// or was trained on other items than `p`.
+pub fn check_resumable(last: &Path, p: &Prepared, cfg: &RunConfig) -> Result<()> {
+    if let Some(ck) = checkpoint::existing(last) {
+        let saved = saved_spec(&ck)?;
+        if saved.model.kind != cfg.model.kind {
+            bail!(
+                "{}: the checkpoint holds a {} model, this config trains {}; use --restart or another --out",
+                ck.display(),
+                saved.model.kind,
+                cfg.model.kind
+            );
+        }
+        let items = crate::data::IdMap::load(&ck.join("items.json"))?;
+        if items.raw_ids() != p.ds.items.raw_ids() {
+            bail!("{}: the checkpoint was trained on other items than {}; use --restart or another --out", ck.display(), cfg.data.dataset);
         }
     }
-    // A resumed run keeps its IDs: tokenizing again could give different ones.
-    let (index, source) = match checkpoint::existing(&last) {
-        Some(ck) => {
-            let items = crate::data::IdMap::load(&ck.join("items.json"))?;
-            if items.raw_ids() != p.ds.items.raw_ids() {
-                bail!("{}: the checkpoint was trained on other items than {}; use --restart or another --out", ck.display(), cfg.data.dataset);
-            }
-            let path = ck.join("items.index.json");
-            (SemanticIndex::read(&path, &p.ds.items)?.0, path)
-        }
-        None => semantic_ids(cfg, &p, &dir, &device)?,
-    };
-    let items = declared_items(cfg, &index, &source)?;
-    let spec = spec_for(cfg, &p, items.vocab());
-    if let Some(ck) = checkpoint::existing(&last) {
-        let saved: GeneratorSpec = serde_json::from_slice(&std::fs::read(ck.join("generator.json"))?)
-            .with_context(|| format!("{}: unreadable", ck.join("generator.json").display()))?;
-        if saved != spec {
+    Ok(())
+}
+
+/// Stops a resumed run whose checkpoint in `last` has other model settings than `spec`.
+pub fn check_same_spec(last: &Path, spec: &GeneratorSpec) -> Result<()> {
+    if let Some(ck) = checkpoint::existing(last) {
+        let saved = saved_spec(&ck)?;
+        if saved != *spec {
             bail!(
                 "{}: the checkpoint has other model settings than this config ({:?} vs {:?}); use --restart or another --out",
                 ck.display(),
@@ -128,6 +129,24 @@ pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
             );
         }
     }
+    Ok(())
+}
+
+/// Trains TIGER or DiscRec in `dir`.
+fn train_generator(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Result<TrainOutcome> {
+    let (last, _) = checkpoint_dirs(dir);
+    check_resumable(&last, p, cfg)?;
+    // A resumed run keeps its IDs: tokenizing again could give different ones.
+    let (index, source) = match checkpoint::existing(&last) {
+        Some(ck) => {
+            let path = ck.join("items.index.json");
+            (SemanticIndex::read(&path, &p.ds.items)?.0, path)
+        }
+        None => semantic_ids(cfg, p, dir, device)?,
+    };
+    let items = declared_items(cfg, &index, &source)?;
+    let spec = spec_for(cfg, p, items.vocab());
+    check_same_spec(&last, &spec)?;
     let n_params = crate::seed::try_init_seeded(0, |host| spec.init(host)).map_err(anyhow::Error::msg)?.num_params();
     eprintln!(
         "{} generator, {} parameters, vocabulary {} tokens, {} training examples, device {}",
@@ -152,16 +171,39 @@ pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
         fixed_shapes: fixed_shapes(cfg),
         dir: dir.to_path_buf(),
     };
-    let outcome = train(&inputs, |_| true)?;
+    Ok(train(&inputs, |_| true)?)
+}
+
+/// Runs `sidrec train`; returns the run folder.
+pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
+    let started = Instant::now();
+    let device = cfg.run.device.init()?;
+    let p = prepare(cfg)?;
+    let dir = run_dir(cfg, "train")?;
+    write_id_maps(&p.ds, &dir)?;
+    if restart {
+        let ck = dir.join("checkpoints");
+        if ck.exists() {
+            std::fs::remove_dir_all(&ck).with_context(|| format!("{}: cannot remove", ck.display()))?;
+        }
+    }
+    let outcome = if cfg.model.kind.is_generator() {
+        train_generator(cfg, &p, &dir, &device)?
+    } else {
+        super::sasrec_cmd::train(cfg, &p, &dir, &device)?
+    };
     if let Some(e) = outcome.resumed_from {
         eprintln!("resumed from the checkpoint of epoch {e}");
     }
     let s = &outcome.state;
+    let (what, best) = match cfg.train.early_stopping.as_str() {
+        "loss" => ("validation loss".to_string(), s.best_criterion.unwrap_or(f64::NAN)),
+        m => (format!("validation {m}"), -s.best_criterion.unwrap_or(f64::NAN)),
+    };
     eprintln!(
-        "training {} after {} epochs; best validation loss {:.4} at epoch {}",
+        "training {} after {} epochs; best {what} {best:.4} at epoch {}",
         if s.stopped_early { "stopped early" } else { "finished" },
         s.epoch,
-        s.best_valid_loss.unwrap_or(f64::NAN),
         s.best_epoch
     );
     let results = evaluate_checkpoint(cfg, &p, &outcome.best, &device, &dir)?;

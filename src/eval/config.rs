@@ -17,11 +17,15 @@ pub struct EvalConfig {
     /// EOS included). 0 (the default, as TIGER) is the plain sum, which favours short IDs when
     /// IDs differ in length; 1 is the mean log-probability per token.
     pub length_penalty: f32,
+    /// SASRec only: remove each user's history items from the ranking (and from
+    /// recommendations). Off by default: like the generators and the baselines, every item
+    /// stays in the ranking (SPEC section 1).
+    pub exclude_seen: bool,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        Self { ks: vec![5, 10], batch_size: 256, beam_size: 20, length_penalty: 0.0 }
+        Self { ks: vec![5, 10], batch_size: 256, beam_size: 20, length_penalty: 0.0, exclude_seen: false }
     }
 }
 

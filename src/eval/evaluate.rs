@@ -39,14 +39,33 @@ pub fn evaluate(
     batch_size: usize,
 ) -> EvalResult {
     let max_k = *ks.iter().max().expect("at least one cut-off");
+    let name = ranker.name();
+    evaluate_with(&name, ds, split, part, pop, ks, batch_size, |histories, targets| {
+        let ranked = ranker.top_k(histories, max_k);
+        assert_eq!(ranked.len(), histories.len(), "{name} returned the wrong number of lists");
+        ranked.iter().zip(targets).map(|(list, &t)| rank_of(&list[..list.len().min(max_k)], t)).collect()
+    })
+}
+
+/// The evaluation loop: `ranks(histories, targets)` gives each target's 0-based rank in the
+/// full-catalogue ranking of its history (`None`: not ranked), batch by batch.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_with(
+    name: &str,
+    ds: &Dataset,
+    split: &Split,
+    part: Part,
+    pop: &Popularity,
+    ks: &[usize],
+    batch_size: usize,
+    mut ranks: impl FnMut(&[&[u32]], &[u32]) -> Vec<Option<usize>>,
+) -> EvalResult {
     let mut metrics = BucketedMetrics::new(ks);
     for batch in split.part(part).chunks(batch_size.max(1)) {
         let histories: Vec<&[u32]> = batch.iter().map(|&ex| split.history(ds, ex)).collect();
-        let ranked = ranker.top_k(&histories, max_k);
-        assert_eq!(ranked.len(), batch.len(), "{} returned the wrong number of lists", ranker.name());
-        for (&ex, list) in batch.iter().zip(&ranked) {
-            let target = split.target(ds, ex);
-            metrics.add(rank_of(&list[..list.len().min(max_k)], target), pop.is_head[target as usize]);
+        let targets: Vec<u32> = batch.iter().map(|&ex| split.target(ds, ex)).collect();
+        for (rank, &target) in ranks(&histories, &targets).into_iter().zip(&targets) {
+            metrics.add(rank, pop.is_head[target as usize]);
         }
     }
     let part = match part {
@@ -54,5 +73,5 @@ pub fn evaluate(
         Part::Valid => "valid",
         Part::Test => "test",
     };
-    EvalResult { model: ranker.name(), part: part.to_string(), metrics: metrics.summary() }
+    EvalResult { model: name.to_string(), part: part.to_string(), metrics: metrics.summary() }
 }

@@ -1,14 +1,16 @@
-//! The `[model]` section of a run config: which generator (`tiger` or `discrec`), its T5 sizes
-//! (SPEC section 3 as defaults) and where its semantic IDs come from.
+//! The `[model]` section of a run config: which model (the generators `tiger` and `discrec`,
+//! or the collaborative baseline `sasrec`), the generators' T5 sizes (SPEC section 3 as
+//! defaults), where their semantic IDs come from, and SASRec's settings.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::discrec::DiscRecConfig;
+use super::sasrec::SasRecConfig;
 use super::t5::T5Config;
 
-/// Which generator to train.
+/// Which model to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GeneratorKind {
@@ -16,6 +18,15 @@ pub enum GeneratorKind {
     Tiger,
     /// DiscRec: TIGER with DiscRec's input block in front of the encoder and the decoder.
     Discrec,
+    /// SASRec: the sequential recommender over item ids (not a generator; `[model.sasrec]`).
+    Sasrec,
+}
+
+impl GeneratorKind {
+    /// Whether this kind generates semantic IDs (TIGER, DiscRec) rather than scoring items.
+    pub fn is_generator(self) -> bool {
+        self != GeneratorKind::Sasrec
+    }
 }
 
 impl std::fmt::Display for GeneratorKind {
@@ -23,6 +34,7 @@ impl std::fmt::Display for GeneratorKind {
         f.write_str(match self {
             GeneratorKind::Tiger => "tiger",
             GeneratorKind::Discrec => "discrec",
+            GeneratorKind::Sasrec => "sasrec",
         })
     }
 }
@@ -31,7 +43,7 @@ impl std::fmt::Display for GeneratorKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    /// `tiger` or `discrec`.
+    /// `tiger`, `discrec` or `sasrec`.
     pub kind: GeneratorKind,
     /// Semantic IDs: an index file (`<name>.index.json`, as `sidrec tokenize` writes or
     /// LC-Rec/LETTER ship). Left out: `sidrec train` tokenizes the items itself with the
@@ -57,6 +69,8 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// `[model.discrec]`: DiscRec's input block (used when `kind = "discrec"`).
     pub discrec: DiscRecConfig,
+    /// `[model.sasrec]`: SASRec's sizes and loss (used when `kind = "sasrec"`).
+    pub sasrec: SasRecConfig,
 }
 
 impl Default for ModelConfig {
@@ -74,6 +88,7 @@ impl Default for ModelConfig {
             relative_attention_max_distance: 128,
             dropout: 0.1,
             discrec: DiscRecConfig::default(),
+            sasrec: SasRecConfig::default(),
         }
     }
 }
@@ -116,7 +131,8 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         // The vocabulary size is known only once the IDs are; any positive value checks the rest.
         self.t5(2).validate().map_err(|m| ("model", m))?;
-        self.discrec.validate(self.d_model).map_err(|e| ("model.discrec", e.to_string()))
+        self.discrec.validate(self.d_model).map_err(|e| ("model.discrec", e.to_string()))?;
+        self.sasrec.validate().map_err(|e| ("model.sasrec", e.to_string()))
     }
 }
 

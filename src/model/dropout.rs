@@ -42,9 +42,14 @@ pub fn dropout<const D: usize>(d: &Dropout, x: Tensor<D>) -> Tensor<D> {
         return d.forward(x);
     }
     let shape = x.shape();
-    let seed = MASK_SEEDS.with(|r| r.borrow_mut().random::<u64>());
-    let mask = keep_mask(shape.num_elements(), d.prob, seed);
+    let mask = keep_mask(shape.num_elements(), d.prob, draw_seed());
     x * Tensor::from_data(TensorData::new(mask, shape), &device)
+}
+
+/// A 64-bit seed from this thread's mask generator (see [`reseed`]): for other per-step draws
+/// that must follow the run's seed, such as SASRec's sampled negatives.
+pub fn draw_seed() -> u64 {
+    MASK_SEEDS.with(|r| r.borrow_mut().random::<u64>())
 }
 
 /// `n` mask values: `1 / (1 - p)` with probability `1 - p`, else 0.

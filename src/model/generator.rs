@@ -37,6 +37,7 @@ impl Generator {
                 cfg.discrec.validate(cfg.d_model).map_err(|e| e.to_string())?;
                 Some(cfg.discrec.init(cfg.d_model, max_id_len, device))
             }
+            GeneratorKind::Sasrec => return Err("model.kind = \"sasrec\" is not a generator (it scores item ids, see model::sasrec)".into()),
         };
         Ok(Generator { t5: t5.init(device), discrec })
     }

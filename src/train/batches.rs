@@ -45,8 +45,9 @@ impl<'a> Batcher<'a> {
     }
 }
 
-/// The training examples of `epoch` in a shuffled order that depends only on `seed` and `epoch`.
-pub fn epoch_order(examples: &[Example], seed: u64, epoch: usize) -> Vec<Example> {
+/// The training examples (windows, users) of `epoch` in a shuffled order that depends only on
+/// `seed` and `epoch`.
+pub fn epoch_order<T: Clone>(examples: &[T], seed: u64, epoch: usize) -> Vec<T> {
     let mut rng = StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut order = examples.to_vec();
     for i in (1..order.len()).rev() {

@@ -3,14 +3,18 @@
 //!
 //! ```text
 //! <run>/checkpoints/last/   written after every epoch (model, optimizer, state)
-//! <run>/checkpoints/best/   the epoch with the lowest validation loss (model, state)
-//!   model.bpk        the generator's parameters (Burn's burnpack record, parameter ids kept)
+//! <run>/checkpoints/best/   the best epoch by the early-stopping criterion (model, state)
+//!   model.bpk        the model's parameters (Burn's burnpack record, parameter ids kept)
 //!   optimizer.bpk    AdamW's moments, keyed by those parameter ids (last only)
-//!   state.json       epoch, step, best validation loss, patience counter, the metrics log
+//!   state.json       epoch, step, best criterion, patience counter, the metrics log
 //!   generator.json   model kind and sizes, the token vocabulary, the history window
 //!   items.json       dense item id -> the dataset's own item id
-//!   items.index.json every item's semantic ID, with the dataset's own ids
+//!   items.index.json every item's semantic ID, with the dataset's own ids (generators only)
 //! ```
+//!
+//! Every model kind writes the same layout (SASRec has no semantic IDs, so no index file);
+//! `generator.json` names the kind, and loading a checkpoint of another kind than the caller
+//! needs is a [`CheckpointError::WrongKind`].
 //!
 //! A checkpoint folder is written whole under a temporary name and then renamed into place
 //! (the previous one is moved aside first and removed last), so a crash at any moment leaves
@@ -26,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::resume::{RunSettings, SettingChange};
 use crate::data::{IdMap, SemanticIndex};
-use crate::model::{Generator, ItemTokens, ModelConfig, TokenVocab};
+use crate::model::{Generator, GeneratorKind, ItemTokens, ModelConfig, TokenVocab};
 
 /// What went wrong with a checkpoint, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -42,18 +46,28 @@ pub enum CheckpointError {
     /// The folder is not a checkpoint.
     #[error("{0}: not a sidrec checkpoint (no generator.json); pass the checkpoint folder, e.g. <run>/checkpoints/best")]
     NotACheckpoint(PathBuf),
+    /// The checkpoint holds another kind of model than the caller needs.
+    #[error("{path}: a {found} checkpoint, but {needed} is needed here")]
+    WrongKind {
+        /// The checkpoint folder.
+        path: PathBuf,
+        /// The kind it holds.
+        found: GeneratorKind,
+        /// What the caller needs, in words (e.g. `a generator (tiger or discrec)`).
+        needed: String,
+    },
 }
 
 fn file_err(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
     CheckpointError::File { path: path.to_path_buf(), msg: msg.to_string() }
 }
 
-/// How to rebuild the generator of a checkpoint.
+/// How to rebuild the model of a checkpoint (generator or SASRec).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorSpec {
     /// Kind and sizes.
     pub model: ModelConfig,
-    /// Codes per level of the token vocabulary.
+    /// Codes per level of the token vocabulary (empty for SASRec).
     pub level_sizes: Vec<usize>,
     /// History window (items) the model was trained with.
     pub max_len: usize,
@@ -105,8 +119,10 @@ pub struct TrainState {
     pub step: usize,
     /// Steps the schedule is planned for.
     pub total_steps: usize,
-    /// Lowest validation loss so far.
-    pub best_valid_loss: Option<f64>,
+    /// Best early-stopping criterion so far, lower is better: the validation loss, or minus
+    /// the validation metric named by `train.early_stopping`.
+    #[serde(alias = "best_valid_loss")]
+    pub best_criterion: Option<f64>,
     /// The epoch that reached it.
     pub best_epoch: usize,
     /// Epochs since the last improvement.
@@ -147,19 +163,19 @@ impl Checkpoint {
 }
 
 /// What [`save`] writes.
-pub struct Snapshot<'a> {
+pub struct Snapshot<'a, M: Module> {
     /// The model's shape.
     pub spec: &'a GeneratorSpec,
     /// Where training stands.
     pub state: &'a TrainState,
     /// The parameters.
-    pub model: &'a Generator,
+    pub model: &'a M,
     /// The optimizer, for a resumable checkpoint.
     pub optimizer: Option<&'a ModuleOptimizer>,
     /// Dense item id -> raw id.
     pub items: &'a IdMap,
-    /// Semantic IDs.
-    pub index: &'a SemanticIndex,
+    /// Semantic IDs (generators).
+    pub index: Option<&'a SemanticIndex>,
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
@@ -171,7 +187,7 @@ fn json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
 }
 
 /// Writes `snap` as the checkpoint folder `dir`, replacing any previous one atomically.
-pub fn save(dir: &Path, snap: &Snapshot) -> Result<(), CheckpointError> {
+pub fn save<M: Module>(dir: &Path, snap: &Snapshot<M>) -> Result<(), CheckpointError> {
     let tmp = sibling(dir, "tmp");
     let old = sibling(dir, "old");
     if tmp.exists() {
@@ -187,7 +203,9 @@ pub fn save(dir: &Path, snap: &Snapshot) -> Result<(), CheckpointError> {
     }
     json(&tmp.join("state.json"), snap.state)?;
     snap.items.save(&tmp.join("items.json")).map_err(|e| file_err(&tmp.join("items.json"), e))?;
-    snap.index.write(&tmp.join("items.index.json"), snap.items).map_err(|e| file_err(&tmp.join("items.index.json"), e))?;
+    if let Some(index) = snap.index {
+        index.write(&tmp.join("items.index.json"), snap.items).map_err(|e| file_err(&tmp.join("items.index.json"), e))?;
+    }
     // generator.json last: a folder without it is never taken for a checkpoint.
     json(&tmp.join("generator.json"), snap.spec)?;
     if dir.exists() {
@@ -222,17 +240,44 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CheckpointE
     serde_json::from_slice(&read(path)?).map_err(|e| file_err(path, e))
 }
 
-/// Loads the checkpoint in `dir` (see [`existing`]) onto `device`.
-pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> {
+/// The parts of a checkpoint every model kind has.
+pub struct Parts {
+    /// The folder read (see [`existing`]).
+    pub dir: PathBuf,
+    /// The model's kind and shape.
+    pub spec: GeneratorSpec,
+    /// Where training stood.
+    pub state: TrainState,
+    /// Dense item id -> raw id.
+    pub items: IdMap,
+}
+
+/// Reads the spec, state and item ids of the checkpoint in `dir` (see [`existing`]).
+pub fn read_parts(dir: &Path) -> Result<Parts, CheckpointError> {
     let dir = existing(dir).ok_or_else(|| CheckpointError::NotACheckpoint(dir.to_path_buf()))?;
     let spec: GeneratorSpec = read_json(&dir.join("generator.json"))?;
     let state: TrainState = read_json(&dir.join("state.json"))?;
-    let model_path = dir.join("model.bpk");
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(read(&model_path)?)).map_err(|e| file_err(&model_path, e))?;
-    let model = crate::seed::try_init_unseeded(|| spec.init(device)).map_err(|e| file_err(&dir.join("generator.json"), e))?;
-    let model = model.try_load_record(record).map_err(|e| file_err(&model_path, e))?;
     let items_path = dir.join("items.json");
     let items = IdMap::load(&items_path).map_err(|e| file_err(&items_path, e))?;
+    Ok(Parts { dir, spec, state, items })
+}
+
+/// Loads `model.bpk` of checkpoint folder `dir` into `model` (a fresh model of its shape).
+pub fn load_weights<M: Module>(dir: &Path, model: M) -> Result<M, CheckpointError> {
+    let path = dir.join("model.bpk");
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(read(&path)?)).map_err(|e| file_err(&path, e))?;
+    model.try_load_record(record).map_err(|e| file_err(&path, e))
+}
+
+/// Loads the generator checkpoint in `dir` (see [`existing`]) onto `device`; a SASRec
+/// checkpoint is a [`CheckpointError::WrongKind`].
+pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> {
+    let Parts { dir, spec, state, items } = read_parts(dir)?;
+    if !spec.model.kind.is_generator() {
+        return Err(CheckpointError::WrongKind { path: dir, found: spec.model.kind, needed: "a generator (tiger or discrec)".into() });
+    }
+    let model = crate::seed::try_init_unseeded(|| spec.init(device)).map_err(|e| file_err(&dir.join("generator.json"), e))?;
+    let model = load_weights(&dir, model)?;
     let index_path = dir.join("items.index.json");
     let (index, _) = SemanticIndex::read(&index_path, &items).map_err(|e| file_err(&index_path, e))?;
     Ok(Checkpoint { dir, spec, state, model, items, index })

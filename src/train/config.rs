@@ -37,6 +37,19 @@ pub struct TrainConfig {
     /// Pad every encoder batch to the longest possible history (`max_len` items + EOS), so wgpu
     /// compiles its kernels for one shape only. `auto`: on for wgpu devices, off on cpu.
     pub fixed_shapes: Option<bool>,
+    /// What early stopping and the best checkpoint follow: `loss` (the validation loss, lower
+    /// is better) or a validation metric, higher is better: `recall@5`, `recall@10`, `ndcg@5`
+    /// or `ndcg@10` (computed every epoch then; for the generators that is a beam search).
+    pub early_stopping: String,
+}
+
+/// What early stopping follows (see [`TrainConfig::early_stopping`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EarlyStopping {
+    /// The validation loss.
+    Loss,
+    /// A validation metric by name, e.g. `ndcg@10`.
+    Metric(String),
 }
 
 impl Default for TrainConfig {
@@ -54,11 +67,24 @@ impl Default for TrainConfig {
             eval_every: 0,
             log_every: 20,
             fixed_shapes: None,
+            early_stopping: "loss".into(),
         }
     }
 }
 
 impl TrainConfig {
+    /// The parsed `early_stopping`; the key and the problem when it names nothing known.
+    pub fn early_stopping(&self) -> Result<EarlyStopping, (&'static str, String)> {
+        match self.early_stopping.as_str() {
+            "loss" => Ok(EarlyStopping::Loss),
+            m @ ("recall@5" | "recall@10" | "ndcg@5" | "ndcg@10") => Ok(EarlyStopping::Metric(m.to_string())),
+            other => Err((
+                "train.early_stopping",
+                format!("must be loss, recall@5, recall@10, ndcg@5 or ndcg@10, got {other:?}"),
+            )),
+        }
+    }
+
     /// Checks ranges; returns the key and the problem.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.epochs == 0 {
@@ -85,6 +111,6 @@ impl TrainConfig {
         if self.log_every == 0 {
             return Err(("train.log_every", "must be at least 1".into()));
         }
-        Ok(())
+        self.early_stopping().map(|_| ())
     }
 }

@@ -1,17 +1,22 @@
-//! Training the generator: batches from the leave-one-out split, the learning-rate schedule,
-//! global gradient clipping, the loop with validation and early stopping, atomic checkpoints
-//! with exact resumption, progress display and the PNG of the training curves.
+//! Training: one loop for every model kind ([`task::TrainTask`]: the generators in
+//! `generator_task`, SASRec in `sasrec_task`), with batches from the leave-one-out split, the
+//! learning-rate schedule, global gradient clipping, validation and early stopping, atomic
+//! checkpoints with exact resumption, progress display and the PNG of the training curves.
 
 pub mod batches;
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
+pub mod generator_task;
 pub mod plot;
 pub mod progress;
 pub mod resume;
+pub mod sasrec_task;
 pub mod schedule;
+pub mod task;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, EpochLog, GeneratorSpec, TrainState};
 pub use config::TrainConfig;
-pub use trainer::{train, TrainError, TrainInputs, TrainOutcome};
+pub use task::TrainTask;
+pub use trainer::{train, LoopSettings, TrainError, TrainInputs, TrainOutcome};

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::checkpoint::EpochLog;
-use super::trainer::TrainInputs;
+use super::generator_task::TrainInputs;
 use crate::data::Part;
 use crate::decode::Trie;
 use crate::eval::{evaluate, GenerativeRanker};

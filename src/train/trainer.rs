@@ -1,16 +1,17 @@
-//! The training loop of the generator (SPEC section 3): shuffled mini-batches of the
-//! leave-one-out training windows, cross-entropy on `[c1..cL, EOS]`, AdamW with linear warm-up
-//! and cosine decay, global gradient-norm clipping, the validation loss every epoch, early
-//! stopping with patience, atomic checkpoints (last and best), and exact resumption.
+//! The training loop shared by every model kind (SPEC section 3 for the generators): shuffled
+//! mini-batches of the task's examples, AdamW with linear warm-up and cosine decay, global
+//! gradient-norm clipping, validation every epoch, early stopping with patience, atomic
+//! checkpoints (last and best), and exact resumption. What differs between kinds (batches,
+//! loss, validation, checkpoint contents) comes from their [`TrainTask`].
 //!
 //! Reference: the official TIGER / DiscRec training (Hugging Face `Seq2SeqTrainer` with
 //! `lr_scheduler_type = cosine`, `warmup_ratio`, `max_grad_norm = 1.0`).
 //!
 //! Resuming gives the same run as never stopping: checkpoints are taken at epoch ends, an
-//! epoch's batch order depends only on (seed, epoch), the dropout generators (the device's, and
-//! on the CPU backend this thread's) are re-seeded from (seed, epoch) at the start of every
-//! epoch, and the optimizer's moments
-//! and the schedule's step are restored.
+//! epoch's batch order depends only on (seed, epoch), the random generators (the device's for
+//! Burn's dropout on wgpu, and this thread's for the CPU backend's dropout masks and SASRec's
+//! sampled negatives) are re-seeded from (seed, epoch) at the start of every epoch, and the
+//! optimizer's moments and the schedule's step are restored.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -19,17 +20,18 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
-use super::batches::{epoch_order, Batcher};
-use super::checkpoint::{self, CheckpointError, EpochLog, GeneratorSpec, Snapshot, TrainState};
+use super::batches::epoch_order;
+use super::checkpoint::{self, CheckpointError, EpochLog, TrainState};
 use super::clip::clip_global_norm;
-use super::config::TrainConfig;
+use super::config::{EarlyStopping, TrainConfig};
 use super::progress::EpochProgress;
 use super::resume::{self, RunSettings};
 use super::schedule::{lr_at, warmup_steps};
-use crate::data::{Dataset, IdMap, Part, Popularity, SemanticIndex, Split};
-use crate::eval::EvalConfig;
-use crate::model::{dropout, Generator, ItemTokens};
+use super::task::TrainTask;
+use crate::model::dropout;
 use crate::seed;
+
+pub use super::generator_task::{train, validation_loss, TrainInputs};
 
 /// A training failure.
 #[derive(Debug, thiserror::Error)]
@@ -71,32 +73,15 @@ pub enum TrainError {
     },
 }
 
-/// Everything a training run reads.
-pub struct TrainInputs<'a> {
-    /// Sequences.
-    pub ds: &'a Dataset,
-    /// Leave-one-out split.
-    pub split: &'a Split,
-    /// Semantic IDs (dense item order).
-    pub index: &'a SemanticIndex,
-    /// Items' token sequences (from `index`).
-    pub items: &'a ItemTokens,
-    /// Dense -> raw item ids.
-    pub item_ids: &'a IdMap,
-    /// Model kind and sizes.
-    pub spec: GeneratorSpec,
+/// How the loop runs, whatever the model.
+#[derive(Debug, Clone)]
+pub struct LoopSettings<'a> {
     /// `[train]`.
     pub cfg: &'a TrainConfig,
-    /// `[eval]`: the per-epoch validation metrics (`train.eval_every`) use it.
-    pub eval: &'a EvalConfig,
-    /// Training popularity (head/tail buckets of the validation metrics).
-    pub pop: &'a Popularity,
     /// Seed of the run.
     pub seed: u64,
     /// Where to train (without autodiff; the loop adds it).
     pub device: Device,
-    /// Whether to pad every batch to one shape (wgpu).
-    pub fixed_shapes: bool,
     /// The run folder (checkpoints/, metrics.jsonl, training.png).
     pub dir: PathBuf,
 }
@@ -133,48 +118,48 @@ pub fn checkpoint_dirs(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("checkpoints").join("last"), dir.join("checkpoints").join("best"))
 }
 
-/// Mean validation cross-entropy per label token, with the model in evaluation mode.
-pub fn validation_loss(model: &Generator, batcher: &Batcher, examples: &[crate::data::Example], batch_size: usize, device: &Device) -> f64 {
-    let mut sum = Tensor::<1>::zeros([1], device);
-    let mut tokens = 0usize;
-    for chunk in examples.chunks(batch_size.max(1)) {
-        let b = batcher.batch(chunk);
-        let loss = model.loss(&b.enc.to_device(device), &b.dec.to_device(device));
-        sum = sum + loss.mul_scalar(b.label_tokens as f64);
-        tokens += b.label_tokens;
+/// The early-stopping criterion of an epoch, lower is better: the validation loss, or minus
+/// the chosen validation metric.
+fn criterion(rule: &EarlyStopping, line: &EpochLog) -> f64 {
+    match rule {
+        EarlyStopping::Loss => line.valid_loss,
+        EarlyStopping::Metric(name) => {
+            -line.valid_metrics.as_ref().and_then(|m| m.get(name)).copied().unwrap_or(f64::NEG_INFINITY)
+        }
     }
-    sum.into_scalar::<f32>() as f64 / tokens.max(1) as f64
 }
 
-/// Trains (or resumes) the generator; `on_epoch` sees every epoch's log line and may stop the
+/// Trains (or resumes) `task`'s model; `on_epoch` sees every epoch's log line and may stop the
 /// run by returning `false` (the checkpoint of that epoch is written first).
-pub fn train(inp: &TrainInputs, mut on_epoch: impl FnMut(&EpochLog) -> Continue) -> Result<TrainOutcome, TrainError> {
-    let cfg = inp.cfg;
-    if inp.split.train.is_empty() {
+pub fn run<T: TrainTask>(task: &T, s: &LoopSettings, mut on_epoch: impl FnMut(&EpochLog) -> Continue) -> Result<TrainOutcome, TrainError> {
+    let cfg = s.cfg;
+    let examples = task.examples();
+    if examples.is_empty() {
         return Err(TrainError::NoTrainingData);
     }
-    let (last_dir, best_dir) = checkpoint_dirs(&inp.dir);
-    let base = inp.device.clone();
+    let rule = cfg.early_stopping().map_err(|(_, m)| TrainError::Model(m))?;
+    let (last_dir, best_dir) = checkpoint_dirs(&s.dir);
+    let base = s.device.clone();
     let ad = base.clone().autodiff();
-    let nb = batches_per_epoch(inp.split.train.len(), cfg);
+    let nb = batches_per_epoch(examples.len(), cfg);
     let total = nb * cfg.epochs;
     let warmup = warmup_steps(total, cfg.warmup_fraction);
     let (model, mut optim, mut state, resumed_from) = match checkpoint::existing(&last_dir) {
         Some(dir) => {
-            let ck = checkpoint::load(&dir, &base)?;
-            let optim = checkpoint::load_optimizer(&ck.dir, optimizer(cfg))?;
-            let from = ck.state.epoch;
-            (ck.model, optim, ck.state, Some(from))
+            let (model, state) = task.load(&dir, &base)?;
+            let optim = checkpoint::load_optimizer(&dir, optimizer(cfg))?;
+            let from = state.epoch;
+            (model, optim, state, Some(from))
         }
         None => {
             // Initialised on the CPU backend from the run's seed, then moved: a run's initial
             // weights depend only on its seed, not on the device (each backend has its own
             // random generator).
-            let model = seed::try_init_seeded(inp.seed, |host| inp.spec.init(host)).map_err(TrainError::Model)?.to_device(&base);
+            let model = seed::try_init_seeded(s.seed, |host| task.init(host)).map_err(TrainError::Model)?.to_device(&base);
             (model, optimizer(cfg), TrainState { total_steps: total, ..Default::default() }, None)
         }
     };
-    let settings = RunSettings { train: cfg.clone(), seed: inp.seed };
+    let settings = RunSettings { train: cfg.clone(), seed: s.seed };
     if resumed_from.is_some() {
         match &state.settings {
             Some(saved) => {
@@ -190,26 +175,22 @@ pub fn train(inp: &TrainInputs, mut on_epoch: impl FnMut(&EpochLog) -> Continue)
     state.settings = Some(settings);
     state.total_steps = total;
     let mut model = model.to_device(&ad).train();
-    let pad_to = if inp.fixed_shapes { inp.items.full_encoder_length(inp.split.max_len) } else { 0 };
-    let batcher = Batcher { ds: inp.ds, split: inp.split, items: inp.items, pad_to };
-    let valid = inp.split.part(Part::Valid);
-    let done = |s: &TrainState| s.epoch >= cfg.epochs || s.stopped_early;
+    let done = |st: &TrainState| st.epoch >= cfg.epochs || st.stopped_early;
     while !done(&state) {
         let epoch = state.epoch + 1;
         let started = Instant::now();
-        let epoch_seed = inp.seed ^ (epoch as u64).wrapping_mul(0xa076_1d64_78bd_642f);
+        let epoch_seed = s.seed ^ (epoch as u64).wrapping_mul(0xa076_1d64_78bd_642f);
         seed::seed_device(&base, epoch_seed); // Burn's dropout masks on wgpu
-        dropout::reseed(epoch_seed); // the CPU backend's masks, drawn on this thread
-        let order = epoch_order(&inp.split.train, inp.seed, epoch);
+        dropout::reseed(epoch_seed); // this thread's: CPU dropout masks, sampled negatives
+        let order = epoch_order(examples, s.seed, epoch);
         let mut bar = EpochProgress::new(epoch, cfg.epochs, nb);
         let mut sum = Tensor::<1>::zeros([1], &base);
-        let (mut tokens, mut seen) = (0usize, 0usize);
+        let (mut terms, mut seen) = (0usize, 0usize);
         let mut lr = cfg.lr;
         for (b, chunk) in order.chunks(cfg.batch_size).take(nb).enumerate() {
-            let hb = batcher.batch(chunk);
-            let loss = model.loss(&hb.enc.to_device(&ad), &hb.dec.to_device(&ad));
-            sum = sum + loss.clone().detach().without_autodiff().mul_scalar(hb.label_tokens as f64);
-            tokens += hb.label_tokens;
+            let (loss, n) = task.loss(&model, chunk, &ad);
+            sum = sum + loss.clone().detach().without_autodiff().mul_scalar(n as f64);
+            terms += n;
             seen += chunk.len();
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             if cfg.grad_clip > 0.0 {
@@ -219,19 +200,19 @@ pub fn train(inp: &TrainInputs, mut on_epoch: impl FnMut(&EpochLog) -> Continue)
             model = optim.step(lr, model, grads);
             state.step += 1;
             if (b + 1) % cfg.log_every == 0 || b + 1 == nb {
-                let running = sum.clone().into_scalar::<f32>() as f64 / tokens.max(1) as f64;
+                let running = sum.clone().into_scalar::<f32>() as f64 / terms.max(1) as f64;
                 bar.update(b + 1, running, lr, seen as f64 / started.elapsed().as_secs_f64());
             }
         }
         let train_time = started.elapsed().as_secs_f64();
-        let train_loss = sum.into_scalar::<f32>() as f64 / tokens.max(1) as f64;
+        let train_loss = sum.into_scalar::<f32>() as f64 / terms.max(1) as f64;
         if !train_loss.is_finite() {
             return Err(TrainError::NonFinite { loss: train_loss, epoch, step: state.step });
         }
         let eval_model = model.valid();
-        let valid_loss = validation_loss(&eval_model, &batcher, valid, cfg.batch_size, &base);
-        let valid_metrics = (cfg.eval_every > 0 && epoch % cfg.eval_every == 0)
-            .then(|| super::progress::valid_metrics(&eval_model, inp, pad_to));
+        let valid_loss = task.validation_loss(&eval_model, &base);
+        let metrics_due = cfg.eval_every > 0 && epoch % cfg.eval_every == 0;
+        let valid_metrics = (metrics_due || rule != EarlyStopping::Loss).then(|| task.validation_metrics(&eval_model, &base));
         let line = EpochLog {
             epoch,
             step: state.step,
@@ -244,9 +225,10 @@ pub fn train(inp: &TrainInputs, mut on_epoch: impl FnMut(&EpochLog) -> Continue)
         };
         bar.finish(&line);
         state.epoch = epoch;
-        let improved = state.best_valid_loss.is_none_or(|b| valid_loss < b);
+        let score = criterion(&rule, &line);
+        let improved = state.best_criterion.is_none_or(|b| score < b);
         if improved {
-            state.best_valid_loss = Some(valid_loss);
+            state.best_criterion = Some(score);
             state.best_epoch = epoch;
             state.epochs_without_improvement = 0;
         } else {
@@ -257,27 +239,17 @@ pub fn train(inp: &TrainInputs, mut on_epoch: impl FnMut(&EpochLog) -> Continue)
         }
         state.log.push(line.clone());
         if improved {
-            checkpoint::save(&best_dir, &snapshot(inp, &state, &eval_model, None))?;
+            task.save(&best_dir, &state, &eval_model, None)?;
         }
-        checkpoint::save(&last_dir, &snapshot(inp, &state, &eval_model, Some(&optim)))?;
-        write_log(&inp.dir, &state.log)?;
-        let title = format!("{} on {}", inp.spec.model.kind, inp.spec.dataset);
-        let png = inp.dir.join("training.png");
-        super::plot::plot(&state.log, &title, &png).map_err(|e| write_err(&png, e))?;
+        task.save(&last_dir, &state, &eval_model, Some(&optim))?;
+        write_log(&s.dir, &state.log)?;
+        let png = s.dir.join("training.png");
+        super::plot::plot(&state.log, &task.title(), &png).map_err(|e| write_err(&png, e))?;
         if !on_epoch(&line) {
             break;
         }
     }
     Ok(TrainOutcome { state, best: best_dir, resumed_from })
-}
-
-fn snapshot<'a>(
-    inp: &'a TrainInputs,
-    state: &'a TrainState,
-    model: &'a Generator,
-    optimizer: Option<&'a ModuleOptimizer>,
-) -> Snapshot<'a> {
-    Snapshot { spec: &inp.spec, state, model, optimizer, items: inp.item_ids, index: inp.index }
 }
 
 /// Rewrites `metrics.jsonl` (one JSON object per epoch) atomically.
@@ -296,5 +268,23 @@ mod tests {
         assert_eq!(batches_per_epoch(95, &cfg), 10);
         let capped = TrainConfig { max_batches_per_epoch: 3, ..cfg };
         assert_eq!(batches_per_epoch(95, &capped), 3);
+    }
+
+    #[test]
+    fn the_criterion_is_the_loss_or_minus_the_metric() {
+        let mut line = EpochLog {
+            epoch: 1,
+            step: 1,
+            train_loss: 2.0,
+            valid_loss: 1.5,
+            lr: 1e-3,
+            train_examples_per_s: 1.0,
+            seconds: 1.0,
+            valid_metrics: Some([("ndcg@10".to_string(), 0.25)].into_iter().collect()),
+        };
+        assert_eq!(criterion(&EarlyStopping::Loss, &line), 1.5);
+        assert_eq!(criterion(&EarlyStopping::Metric("ndcg@10".into()), &line), -0.25);
+        line.valid_metrics = None;
+        assert_eq!(criterion(&EarlyStopping::Metric("ndcg@10".into()), &line), f64::INFINITY);
     }
 }
