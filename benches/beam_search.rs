@@ -52,7 +52,7 @@ fn main() {
     for (dev, kind) in devices.iter().flat_map(|d| kinds.iter().map(move |k| (d, *k))) {
         let Some((_, device)) = common::init_device(dev) else { continue };
         let cfg = ModelConfig { kind, ..Default::default() };
-        let model = sidrec::seed::try_init_seeded(0, |host| Generator::new(&cfg, items.vocab().size(), items.max_len(), host))
+        let model = sidrec::seed::try_init_seeded(0, |host| Generator::new(&cfg, items.vocab(), items.max_len(), host))
             .expect("SPEC-size generator")
             .to_device(&device);
         let start = Instant::now();

@@ -72,26 +72,27 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, paths: &[(&str, 
 /// Both DiscRec blocks, forward + backward, at d_model 128 (the kernel where the device has it).
 fn bench_block(name: &str, device: &Device) {
     let ad = device.clone().autodiff();
-    let model = DiscRecConfig::default().init(HEADS * D_KV, ID_LEN, &ad);
+    let model = DiscRecConfig::default().init(HEADS * D_KV, ID_LEN, None, &ad);
     let item_slot = slots(&ad);
     let pos: Vec<i64> = (0..BATCH * SEQ).map(|j| if j % SEQ == SEQ - 1 { ID_LEN as i64 + 1 } else { (j % SEQ % ID_LEN) as i64 + 1 }).collect();
     let item_pos = Tensor::<2, Int>::from_ints(TensorData::new(pos, [BATCH, SEQ]), &ad);
     let batch = EncoderBatch {
         input_ids: item_pos.clone(),
         attention_mask: Tensor::ones([BATCH, SEQ], &ad),
-        item_pos,
-        item_slot,
+        item_pos: Some(item_pos),
+        item_slot: Some(item_slot),
         lengths: vec![SEQ; BATCH],
     };
     let d = HEADS * D_KV;
     let enc = Tensor::<3>::random([BATCH, SEQ, d], Distribution::Normal(0.0, 1.0), &ad);
     let dec = Tensor::<3>::random([BATCH, ID_LEN + 1, d], Distribution::Normal(0.0, 1.0), &ad);
+    let dec_ids = Tensor::<2, Int>::zeros([BATCH, ID_LEN + 1], &ad);
     // A plain timed loop: one step is seconds on lavapipe, and criterion would take its
     // first step (kernel compilation) as the estimate.
     let step = || {
         let t = std::time::Instant::now();
         let (e, p) = (enc.clone().require_grad(), dec.clone().require_grad());
-        let loss = model.encoder_input(e.clone(), &batch).embeds.sum() + model.decoder_input(p.clone()).embeds.sum();
+        let loss = model.encoder_input(e.clone(), &batch).embeds.sum() + model.decoder_input(p.clone(), &dec_ids).embeds.sum();
         let grads = loss.backward();
         let g = (e.grad(&grads), p.grad(&grads));
         device.sync().expect("sync");

@@ -62,7 +62,7 @@ fn main() {
     for dev in args.devices(&["cpu"]) {
         let Some((_, base)) = init_device(&dev) else { continue };
         let ad = base.clone().autodiff();
-        let mut model = Generator::new(&cfg, items.vocab().size(), items.max_len(), &base).expect("model").to_device(&ad).train();
+        let mut model = Generator::new(&cfg, items.vocab(), items.max_len(), &base).expect("model").to_device(&ad).train();
         let params = model.num_params();
         let mut optim = AdamWConfig::new().with_weight_decay(0.01).with_epsilon(1e-8).init();
         let mut step = |model: Generator, b: &(sidrec::model::EncoderInput, sidrec::model::DecoderInput)| {

@@ -199,7 +199,7 @@ fn tokenize_synthetic_writes_unique_ids_deterministically_and_imports_them_back(
 }
 
 #[test]
-fn ids_of_different_lengths_train_evaluate_and_recommend_with_tiger_and_discrec() {
+fn ids_of_different_lengths_and_mixed_codebooks_train_evaluate_and_recommend_with_tiger_and_discrec() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let out = tokenize(d, "tok", &[]);
@@ -220,23 +220,59 @@ fn ids_of_different_lengths_train_evaluate_and_recommend_with_tiger_and_discrec(
         .collect();
     let lengths: std::collections::BTreeSet<usize> = varied.values().map(|v| v.as_array().unwrap().len()).collect();
     assert!(lengths.len() >= 3, "{lengths:?}");
+    // Item i gets i % 3 collaborative tokens (`<A_..>`, `<B_..>`) and then semantic ones, 3 to
+    // 5 tokens in all, as FlexCode's mixed IDs (codes: the base-16 digits of i, so every ID
+    // is unique).
+    let mixed: serde_json::Map<String, serde_json::Value> = varied
+        .keys()
+        .enumerate()
+        .map(|(i, item)| {
+            let (cf, len) = (i % 3, 3 + (i / 3) % 3);
+            let id: Vec<String> = (0..len)
+                .map(|j| {
+                    let code = (i >> (4 * j)) & 15;
+                    let letter = if j < cf { (b'A' + j as u8) as char } else { (b'a' + (j - cf) as u8) as char };
+                    format!("<{letter}_{code}>")
+                })
+                .collect();
+            (item.clone(), serde_json::json!(id))
+        })
+        .collect();
     let file = write(d, "varied.index.json", &serde_json::Value::Object(varied).to_string());
-    for kind in ["tiger", "discrec"] {
-        let mut args = tiny(&["train", "synthetic", "--device", "cpu", "--out", kind, "--index", file.to_str().unwrap()], "1");
-        args.extend(["--set".into(), format!("model.kind=\"{kind}\""), "--set".into(), "eval.length_penalty=1.0".into()]);
-        let out = run(d, &args);
-        assert!(out.status.success(), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
-        let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join(kind).join("metrics.json")).unwrap()).unwrap();
-        assert!(metrics[1]["all"]["recall@10"].as_f64().is_some(), "{metrics}");
-        let spec: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(d.join(kind).join("checkpoints/best/generator.json")).unwrap()).unwrap();
-        assert_eq!(spec["level_sizes"].as_array().unwrap().len(), *lengths.last().unwrap(), "a level a token slot");
-        let ckpt = d.join(kind).join("checkpoints/best");
-        let items: Vec<String> = serde_json::from_str(&std::fs::read_to_string(d.join(kind).join("items.json")).unwrap()).unwrap();
-        let out = sidrec(d, &["recommend", "--device", "cpu", "--checkpoint", ckpt.to_str().unwrap(), "--top-k", "5", "--history", &items[1], &items[2]]);
-        assert!(out.status.success(), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
-        let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(recs[0]["items"].as_array().unwrap().len(), 5, "{recs}");
+    let mixed_file = write(d, "mixed.index.json", &serde_json::Value::Object(mixed).to_string());
+    for (index, name) in [(&file, "varied"), (&mixed_file, "mixed")] {
+        for kind in ["tiger", "discrec"] {
+            let out_dir = format!("{name}-{kind}");
+            let mut args = tiny(&["train", "synthetic", "--device", "cpu", "--out", &out_dir, "--index", index.to_str().unwrap()], "1");
+            args.extend(["--set".into(), format!("model.kind=\"{kind}\""), "--set".into(), "eval.length_penalty=1.0".into()]);
+            let out = run(d, &args);
+            assert!(out.status.success(), "{out_dir}: {}", String::from_utf8_lossy(&out.stderr));
+            let run_dir = d.join(&out_dir);
+            let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("metrics.json")).unwrap()).unwrap();
+            assert!(metrics[1]["all"]["recall@10"].as_f64().is_some(), "{metrics}");
+            let spec: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(run_dir.join("checkpoints/best/generator.json")).unwrap()).unwrap();
+            let ckpt = run_dir.join("checkpoints/best");
+            if name == "varied" {
+                assert_eq!(spec["level_sizes"].as_array().unwrap().len(), *lengths.last().unwrap(), "a level a token slot");
+                assert_eq!(spec["max_id_len"], *lengths.last().unwrap());
+                assert!(spec.get("cf_level_sizes").is_none(), "{spec}");
+            } else {
+                // Semantic levels a..e (5 tokens, none CF), collaborative A and B; IDs of 5 tokens.
+                assert_eq!((spec["level_sizes"].as_array().unwrap().len(), spec["cf_level_sizes"].as_array().unwrap().len()), (5, 2), "{spec}");
+                assert_eq!(spec["max_id_len"], 5);
+                let saved = std::fs::read_to_string(ckpt.join("items.index.json")).unwrap();
+                assert!(saved.contains("\"<B_") && saved.contains("\"<e_"), "the checkpoint keeps the mixed IDs");
+                // The stand-alone evaluation reads them back from the checkpoint.
+                let out = run(d, &tiny(&["eval", "synthetic", "--device", "cpu", "--out", &format!("{out_dir}-eval"), "--checkpoint", ckpt.to_str().unwrap()], "1"));
+                assert!(out.status.success(), "{out_dir} eval: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let items: Vec<String> = serde_json::from_str(&std::fs::read_to_string(run_dir.join("items.json")).unwrap()).unwrap();
+            let out = sidrec(d, &["recommend", "--device", "cpu", "--checkpoint", ckpt.to_str().unwrap(), "--top-k", "5", "--history", &items[1], &items[2]]);
+            assert!(out.status.success(), "{out_dir}: {}", String::from_utf8_lossy(&out.stderr));
+            let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(recs[0]["items"].as_array().unwrap().len(), 5, "{recs}");
+        }
     }
 }
 
@@ -282,7 +318,7 @@ fn train_refuses_an_index_it_cannot_make_unique_or_read() {
         // Colliding IDs (items 1 and 2) of different lengths: no disambiguation level fits.
         (r#"{"1": ["<a_1>", "<b_2>"], "2": ["<a_1>", "<b_2>"], "3": ["<a_0>"]}"#.to_string(), vec!["2 items share their ID", "different lengths"]),
         // Colliding IDs of 26 levels: no letter left for the level.
-        (format!(r#"{{"1": [{}], "2": [{}], "3": [{}]}}"#, letters(26, 0), letters(26, 0), letters(26, 1)), vec!["IDs of 26 levels leave no letter"]),
+        (format!(r#"{{"1": [{}], "2": [{}], "3": [{}]}}"#, letters(26, 0), letters(26, 0), letters(26, 1)), vec!["IDs with 26 levels of the semantic codebook leave no letter"]),
         // A repeated level letter.
         (r#"{"1": ["<a_1>", "<a_2>"], "2": ["<a_0>", "<b_2>"], "3": ["<a_2>", "<b_2>"]}"#.to_string(), vec!["key \"1\"", "must be of level 'b'"]),
     ];

@@ -42,12 +42,7 @@ fn tiny_model() -> ModelConfig {
 fn run(dir: &Path, epochs: usize, stop_after: usize) -> TrainOutcome {
     let (_cfg, p, index) = setup();
     let items = ItemTokens::from_index(&index).unwrap();
-    let spec = GeneratorSpec {
-        model: tiny_model(),
-        level_sizes: items.vocab().level_sizes().to_vec(),
-        max_len: 5,
-        dataset: "synthetic".into(),
-    };
+    let spec = GeneratorSpec::generator(tiny_model(), &items, 5, "synthetic".into());
     let cfg = TrainConfig { epochs, batch_size: 32, lr: 3e-3, patience: 0, log_every: 1, ..Default::default() };
     let inp = TrainInputs {
         ds: &p.ds,

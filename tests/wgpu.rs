@@ -124,7 +124,7 @@ fn t5_on_wgpu_matches_transformers_and_the_cpu_beam_search() {
 
     // Beam search over a 3-level catalogue of 30 items, on wgpu and on the CPU backend.
     let ids = (0..30u32)
-        .map(|i| vec![CodeToken { level: 0, code: i % 3 }, CodeToken { level: 1, code: i / 3 % 5 }, CodeToken { level: 2, code: i / 15 }])
+        .map(|i| vec![CodeToken::sem(0, i % 3), CodeToken::sem(1, i / 3 % 5), CodeToken::sem(2, i / 15)])
         .collect();
     let items = ItemTokens::from_index(&SemanticIndex { ids }).unwrap();
     let histories: [&[u32]; 3] = [&[1, 2, 3], &[29], &[]];
@@ -464,7 +464,7 @@ fn discrec_generator_gradients_on_wgpu_match_the_cpu_backend() {
     let mut rng = StdRng::seed_from_u64(23);
     let mut ids = std::collections::BTreeSet::new();
     while ids.len() < 60 {
-        ids.insert((0..3u8).map(|l| CodeToken { level: l, code: rng.random_range(0..8) }).collect::<Vec<_>>());
+        ids.insert((0..3u8).map(|l| CodeToken::sem(l, rng.random_range(0..8))).collect::<Vec<_>>());
     }
     let items = ItemTokens::new(TokenVocab::new(vec![8; 3]), &SemanticIndex { ids: ids.into_iter().collect() }).unwrap();
     let histories: Vec<Vec<u32>> = (0..6).map(|i| (0..1 + i % 5).map(|_| rng.random_range(0..60)).collect()).collect();
@@ -475,7 +475,7 @@ fn discrec_generator_gradients_on_wgpu_match_the_cpu_backend() {
     cfg.discrec.d_ff = 64;
     cfg.discrec.dropout = 0.0;
     let cpu = Device::flex().autodiff();
-    let model = sidrec::seed::try_init_seeded(50, |host| Generator::new(&cfg, items.vocab().size(), items.max_len(), host)).unwrap();
+    let model = sidrec::seed::try_init_seeded(50, |host| Generator::new(&cfg, items.vocab(), items.max_len(), host)).unwrap();
     let mut results = Vec::new();
     for dev in [cpu, device.autodiff()] {
         let m = model.clone().to_device(&dev).train();

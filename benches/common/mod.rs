@@ -73,7 +73,7 @@ pub fn catalogue_of(n: usize, levels: usize, codebook: usize) -> ItemTokens {
     let mut seen = std::collections::HashSet::new();
     let mut ids = Vec::with_capacity(n);
     while ids.len() < n {
-        let id: Vec<CodeToken> = (0..levels as u8).map(|l| CodeToken { level: l, code: rng.random_range(0..codebook as u32) }).collect();
+        let id: Vec<CodeToken> = (0..levels as u8).map(|l| CodeToken::sem(l, rng.random_range(0..codebook as u32))).collect();
         if seen.insert(id.clone()) {
             ids.push(id);
         }

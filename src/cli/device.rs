@@ -46,19 +46,6 @@ impl std::fmt::Display for DeviceChoice {
 }
 
 impl DeviceChoice {
-    /// How many tokens to pad sequence batches to by default: on wgpu each distinct shape
-    /// compiles kernels, so lengths are bucketed; the CPU backend pads to the longest only.
-    /// `auto` answers for what it resolves to.
-    pub fn default_pad_multiple(self) -> usize {
-        match self {
-            DeviceChoice::Cpu => 1,
-            DeviceChoice::Wgpu | DeviceChoice::WgpuCpu => 16,
-            DeviceChoice::Auto => match pick_auto(&primary_adapters()).target {
-                AutoTarget::Cpu => 1,
-                AutoTarget::Gpu { .. } => 16,
-            },
-        }
-    }
 }
 
 /// A wgpu adapter as `auto` sees it.

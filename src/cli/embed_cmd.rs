@@ -37,7 +37,7 @@ pub fn run(cfg: &RunConfig) -> Result<()> {
     let device = cfg.run.device.init()?;
     let p = prepare(cfg)?;
     let pad = match cfg.embed.pad_multiple {
-        0 => cfg.run.device.default_pad_multiple(),
+        0 => if crate::kernels::Capabilities::of(&device).fixed_shapes { 16 } else { 1 },
         n => n,
     };
     let encoder = SentenceEncoder::load(&model_dir, cfg.embed.max_len, &device)?.with_pad_multiple(pad);

@@ -85,7 +85,7 @@ pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &
     }
     let items = ck.item_tokens()?;
     let trie = Trie::new(&items, true, device)?;
-    let pad_to = if fixed_shapes(cfg) { items.full_encoder_length(p.split.max_len) } else { 0 };
+    let pad_to = if fixed_shapes(cfg, device) { items.full_encoder_length(p.split.max_len) } else { 0 };
     let mut ranker = GenerativeRanker {
         model: &ck.model,
         items: &items,
@@ -158,7 +158,7 @@ fn gate_weights(r: &GenerativeRanker, p: &Prepared, pad_to: usize, bs: usize) ->
     let mut dec: Option<(f64, f64)> = None;
     for chunk in p.split.part(Part::Test).chunks(bs) {
         let hs: Vec<&[u32]> = chunk.iter().map(|&e| p.split.history(&p.ds, e)).collect();
-        let enc = r.items.encoder_input_padded(&hs, pad_to).to_device(&r.device);
+        let enc = r.model.encoder_batch(&r.items.encoder_input_padded(&hs, pad_to), &r.device);
         let (s, c) = read(r.model.encoder_gate_sum(&enc)?)?;
         enc_sum += s;
         enc_count += c;

@@ -70,7 +70,7 @@ fn generator_top_k(cfg: &RunConfig, ckpt: &Path, device: &Device, dense: &[Vec<u
     let ck = checkpoint::load(ckpt, device)?;
     let items = ck.item_tokens()?;
     let trie = Trie::new(&items, true, device)?;
-    let pad_to = if fixed_shapes(cfg) { items.full_encoder_length(ck.spec.max_len) } else { 0 };
+    let pad_to = if fixed_shapes(cfg, device) { items.full_encoder_length(ck.spec.max_len) } else { 0 };
     let ranker = GenerativeRanker {
         model: &ck.model,
         items: &items,
@@ -92,7 +92,7 @@ fn generator_top_k(cfg: &RunConfig, ckpt: &Path, device: &Device, dense: &[Vec<u
 /// SASRec's top `k` items of the whole catalogue, by score.
 fn sasrec_top_k(cfg: &RunConfig, ckpt: &Path, device: &Device, dense: &[Vec<u32>], k: usize) -> Result<Lists> {
     let ck = sasrec_task::load(ckpt, device)?;
-    let pad_to = if fixed_shapes(cfg) { ck.model.max_len() } else { 0 };
+    let pad_to = if fixed_shapes(cfg, device) { ck.model.max_len() } else { 0 };
     let scorer = SasRecScorer { model: &ck.model, device: device.clone(), pad_to, name: "sasrec".into(), exclude_seen: cfg.eval.exclude_seen };
     let mut out = Vec::with_capacity(dense.len());
     for chunk in dense.chunks(cfg.eval.batch_size) {

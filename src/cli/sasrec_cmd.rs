@@ -37,10 +37,17 @@ pub fn train(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Resu
     let (last, _) = checkpoint_dirs(dir);
     check_resumable(&last, p, cfg)?;
     let c = &cfg.model.sasrec;
-    let spec = GeneratorSpec { model: cfg.model.clone(), level_sizes: Vec::new(), max_len: c.max_len, dataset: p.ds.name.clone() };
+    let spec = GeneratorSpec {
+        model: cfg.model.clone(),
+        level_sizes: Vec::new(),
+        cf_level_sizes: Vec::new(),
+        max_id_len: None,
+        max_len: c.max_len,
+        dataset: p.ds.name.clone(),
+    };
     check_same_spec(&last, &spec)?;
     let split = split_for(p, c.max_len);
-    let inputs = SasRecInputs::new(&p.ds, &split, &p.ds.items, spec, &cfg.train, fixed_shapes(cfg));
+    let inputs = SasRecInputs::new(&p.ds, &split, &p.ds.items, spec, &cfg.train, fixed_shapes(cfg, device));
     eprintln!(
         "sasrec ({} loss), {} parameters, {} items, {} users, {} training targets, device {}",
         c.loss,
@@ -77,7 +84,7 @@ pub fn evaluate(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &Device) -> 
     let ck = sasrec_task::load(ckpt, device)?;
     super::eval_cmd::check_catalogue(&ck.parts.dir, &ck.parts.items, p, cfg)?;
     let split = split_for(p, ck.parts.spec.max_len);
-    let pad_to = if fixed_shapes(cfg) { ck.model.max_len() } else { 0 };
+    let pad_to = if fixed_shapes(cfg, device) { ck.model.max_len() } else { 0 };
     let seen = if cfg.eval.exclude_seen { ", seen items excluded" } else { "" };
     let name = format!("sasrec-{} (epoch {}{seen})", ck.parts.spec.model.sasrec.loss, ck.parts.state.best_epoch);
     let scorer = SasRecScorer { model: &ck.model, device: device.clone(), pad_to, name, exclude_seen: cfg.eval.exclude_seen };

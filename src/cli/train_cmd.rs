@@ -17,7 +17,8 @@ use super::config::RunConfig;
 use super::eval_cmd::{evaluate_checkpoint, print_results};
 use super::run::{expand_home, prepare, run_dir, write_id_maps, Prepared};
 use super::tokenize_cmd::{summary, tokenize_items};
-use crate::data::SemanticIndex;
+use crate::data::{Codebook, SemanticIndex};
+use crate::kernels::Capabilities;
 use crate::model::{ItemTokens, TokenVocab, VocabError};
 use crate::tokenizer::fix_imported;
 use crate::train::checkpoint::{self, GeneratorSpec};
@@ -57,13 +58,16 @@ pub fn semantic_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) 
 }
 
 /// The catalogue's token sequences in the declared vocabulary: `tokenizer.codebook_size` codes
-/// at every level of the index (its disambiguation level too). Token ids, the parameter count
-/// and checkpoint compatibility then follow from the settings, never from which codes a
-/// tokenizer run happened to use.
+/// at every level of each codebook the index uses (its disambiguation level too). Token ids,
+/// the parameter count and checkpoint compatibility then follow from the settings, never from
+/// which codes a tokenizer run happened to use.
 pub fn declared_items(cfg: &RunConfig, index: &SemanticIndex, source: &Path) -> Result<ItemTokens> {
     let size = cfg.tokenizer.codebook_size;
-    let levels = index.ids.iter().map(Vec::len).max().unwrap_or(0);
-    ItemTokens::new(TokenVocab::new(vec![size; levels]), index).map_err(|e| match e {
+    let levels = |codebook: Codebook| {
+        index.ids.iter().map(|id| id.iter().filter(|t| t.codebook == codebook).count()).max().unwrap_or(0)
+    };
+    let vocab = TokenVocab::with_collaborative(vec![size; levels(Codebook::Semantic)], vec![size; levels(Codebook::Collaborative)]);
+    ItemTokens::new(vocab, index).map_err(|e| match e {
         VocabError::OutOfRange { .. } => {
             anyhow::anyhow!(
                 "{}: {e}; tokenizer.codebook_size ({size}) declares the codes of every level: set it to the index's codebook size",
@@ -75,18 +79,14 @@ pub fn declared_items(cfg: &RunConfig, index: &SemanticIndex, source: &Path) -> 
 }
 
 /// The model's shape for this run.
-pub fn spec_for(cfg: &RunConfig, p: &Prepared, vocab: &TokenVocab) -> GeneratorSpec {
-    GeneratorSpec {
-        model: cfg.model.clone(),
-        level_sizes: vocab.level_sizes().to_vec(),
-        max_len: cfg.data.max_len,
-        dataset: p.ds.name.clone(),
-    }
+pub fn spec_for(cfg: &RunConfig, p: &Prepared, items: &ItemTokens) -> GeneratorSpec {
+    GeneratorSpec::generator(cfg.model.clone(), items, cfg.data.max_len, p.ds.name.clone())
 }
 
-/// Whether batches get one fixed shape: the config's choice, else on for wgpu devices.
-pub fn fixed_shapes(cfg: &RunConfig) -> bool {
-    cfg.train.fixed_shapes.unwrap_or(cfg.run.device.default_pad_multiple() > 1)
+/// Whether batches get one fixed shape: the config's choice, else what the device wants
+/// ([`Capabilities::fixed_shapes`]: on for wgpu devices).
+pub fn fixed_shapes(cfg: &RunConfig, device: &Device) -> bool {
+    cfg.train.fixed_shapes.unwrap_or(Capabilities::of(device).fixed_shapes)
 }
 
 /// Reads the model spec of checkpoint folder `ck`.
@@ -145,7 +145,7 @@ fn train_generator(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -
         None => semantic_ids(cfg, p, dir, device)?,
     };
     let items = declared_items(cfg, &index, &source)?;
-    let spec = spec_for(cfg, p, items.vocab());
+    let spec = spec_for(cfg, p, &items);
     check_same_spec(&last, &spec)?;
     let n_params = crate::seed::try_init_seeded(0, |host| spec.init(host)).map_err(anyhow::Error::msg)?.num_params();
     eprintln!(
@@ -168,7 +168,7 @@ fn train_generator(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -
         pop: &p.pop,
         seed: cfg.run.seed,
         device: device.clone(),
-        fixed_shapes: fixed_shapes(cfg),
+        fixed_shapes: fixed_shapes(cfg, device),
         dir: dir.to_path_buf(),
     };
     Ok(train(&inputs, |_| true)?)

@@ -22,7 +22,7 @@ pub use formats::Format;
 pub use idmap::IdMap;
 pub use log::InteractionLog;
 pub use popularity::Popularity;
-pub use semantic_index::{CodeToken, SemanticIndex};
+pub use semantic_index::{CodeToken, Codebook, SemanticIndex};
 pub use split::{Example, Part, Split};
 pub use stats::DatasetStats;
 pub use synthetic::{Synthetic, SyntheticConfig};

@@ -3,6 +3,14 @@
 //!
 //! The letter is the codebook level (`a` = 0), the number the code. Files written by other tools
 //! can be read and ours used by them.
+//!
+//! # Two codebooks
+//! IDs may mix a semantic and a collaborative (CF) codebook, as FlexCode's do. The letter's case
+//! is the marker: lowercase letters are levels of the semantic codebook, uppercase letters
+//! levels of the collaborative one, so `["<A_17>", "<B_3>", "<a_200>", "<b_5>"]` is two CF
+//! tokens then two semantic tokens. Inside each codebook the levels follow one another from
+//! `a` (`A`): the n-th token of a codebook in an ID is of its n-th level. An index that uses
+//! lowercase letters only is the plain LC-Rec format.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,35 +21,110 @@ use super::error::{DataError, Result};
 use super::formats::lcrec::{kind, read_object};
 use super::idmap::IdMap;
 
-/// One token of a semantic ID: code `code` of codebook level `level`.
+/// Which codebook a token comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codebook {
+    /// The semantic codebook (item text); lowercase letters.
+    #[default]
+    Semantic,
+    /// The collaborative codebook (CF embeddings); uppercase letters.
+    Collaborative,
+}
+
+impl Codebook {
+    /// Both codebooks, in vocabulary order.
+    pub const ALL: [Codebook; 2] = [Codebook::Semantic, Codebook::Collaborative];
+
+    /// The letter of level `level` (`a`/`A` = 0).
+    pub fn letter(self, level: u8) -> char {
+        match self {
+            Codebook::Semantic => (b'a' + level) as char,
+            Codebook::Collaborative => (b'A' + level) as char,
+        }
+    }
+}
+
+impl std::fmt::Display for Codebook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Codebook::Semantic => "semantic",
+            Codebook::Collaborative => "collaborative",
+        })
+    }
+}
+
+/// One token of a semantic ID: code `code` of level `level` of codebook `codebook`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CodeToken {
-    /// Codebook level (0 = `a`).
+    /// The codebook (the letter's case).
+    pub codebook: Codebook,
+    /// Level inside the codebook (0 = `a` or `A`).
     pub level: u8,
     /// Code inside the level.
     pub code: u32,
 }
 
 impl CodeToken {
-    /// Parses `"<a_12>"`.
+    /// Code `code` of level `level` of the semantic codebook.
+    pub fn sem(level: u8, code: u32) -> Self {
+        Self { codebook: Codebook::Semantic, level, code }
+    }
+
+    /// Code `code` of level `level` of the collaborative codebook.
+    pub fn cf(level: u8, code: u32) -> Self {
+        Self { codebook: Codebook::Collaborative, level, code }
+    }
+
+    /// Parses `"<a_12>"` (semantic) or `"<A_12>"` (collaborative).
     pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        let bad = || format!("token {s:?} is not of the form \"<a_12>\"");
+        let bad = || format!("token {s:?} is not of the form \"<a_12>\" (semantic) or \"<A_12>\" (collaborative)");
         let inner = s.strip_prefix('<').and_then(|t| t.strip_suffix('>')).ok_or_else(bad)?;
         let (letter, code) = inner.split_once('_').ok_or_else(bad)?;
         let mut chars = letter.chars();
         let (Some(c), None) = (chars.next(), chars.next()) else { return Err(bad()) };
-        if !c.is_ascii_lowercase() {
+        let (codebook, level) = if c.is_ascii_lowercase() {
+            (Codebook::Semantic, c as u8 - b'a')
+        } else if c.is_ascii_uppercase() {
+            (Codebook::Collaborative, c as u8 - b'A')
+        } else {
+            return Err(bad());
+        };
+        if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
         let code = code.parse::<u32>().map_err(|_| bad())?;
-        Ok(Self { level: c as u8 - b'a', code })
+        Ok(Self { codebook, level, code })
     }
 }
 
 impl std::fmt::Display for CodeToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<{}_{}>", (b'a' + self.level) as char, self.code)
+        write!(f, "<{}_{}>", self.codebook.letter(self.level), self.code)
     }
+}
+
+/// Checks that inside each codebook the levels of `id` follow one another from level 0; the
+/// error names the first token that does not.
+pub fn check_level_order(id: &[CodeToken]) -> std::result::Result<(), String> {
+    let mut next = [0u8; 2];
+    for (i, t) in id.iter().enumerate() {
+        let n = &mut next[t.codebook as usize];
+        if t.level != *n {
+            return Err(format!(
+                "token {} is {t}, but the next {} token must be of level '{}' (inside each codebook the letters go {} in order, one level a token)",
+                i + 1,
+                t.codebook,
+                t.codebook.letter(*n),
+                match t.codebook {
+                    Codebook::Semantic => "a, b, c, ...",
+                    Codebook::Collaborative => "A, B, C, ...",
+                }
+            ));
+        }
+        *n += 1;
+    }
+    Ok(())
 }
 
 /// The semantic ID of every catalogue item, in dense item order.
@@ -94,18 +177,7 @@ impl SemanticIndex {
             if parsed.is_empty() {
                 return Err(DataError::key(path, item, "empty semantic ID"));
             }
-            if let Some((i, t)) = parsed.iter().enumerate().find(|(i, t)| t.level as usize != *i) {
-                return Err(DataError::key(
-                    path,
-                    item,
-                    format!(
-                        "token {} is {t}, but token {} must be of level '{}' (the letters go a, b, c, ... in order, one level a token)",
-                        i + 1,
-                        i + 1,
-                        (b'a' + i as u8) as char
-                    ),
-                ));
-            }
+            check_level_order(&parsed).map_err(|m| DataError::key(path, item, m))?;
             match items.dense(item) {
                 Some(d) => ids[d as usize] = Some(parsed),
                 None => report.extra_entries += 1,
@@ -140,7 +212,7 @@ impl SemanticIndex {
     pub fn from_codes(codes: &[Vec<u32>]) -> Self {
         let ids = codes
             .iter()
-            .map(|c| c.iter().enumerate().map(|(l, &code)| CodeToken { level: l as u8, code }).collect())
+            .map(|c| c.iter().enumerate().map(|(l, &code)| CodeToken::sem(l as u8, code)).collect())
             .collect();
         Self { ids }
     }
@@ -156,28 +228,40 @@ impl SemanticIndex {
         collision_rate(&self.ids)
     }
 
+    /// Whether any ID uses the collaborative codebook.
+    pub fn has_collaborative(&self) -> bool {
+        self.ids.iter().flatten().any(|t| t.codebook == Codebook::Collaborative)
+    }
+
     /// Makes every ID unique as TIGER and GRID do: when some IDs collide, appends one level
     /// whose code numbers the items of each colliding group 0, 1, 2, ... in item order, and
-    /// gives code 0 to every other item, so all IDs keep one length. Returns whether a level
-    /// was added. An index with collisions needs IDs of one length (see
-    /// [`SemanticIndex::id_length`]) and fewer than 26 levels (one letter a level); otherwise
-    /// the error says why and the index is left as it was.
+    /// gives code 0 to every other item, so all IDs keep one length. The appended token is the
+    /// next level of the codebook of the ID's last token (so a plain semantic index of 4 levels
+    /// gets `<e_n>`, as TIGER's fifth code). Returns whether a level was added. An index with
+    /// collisions needs IDs of one length (see [`SemanticIndex::id_length`]) and a free letter
+    /// (26 levels a codebook); otherwise the error says why and the index is left as it was.
     pub fn add_disambiguation_level(&mut self) -> std::result::Result<bool, String> {
         let groups = self.collisions();
         if groups.is_empty() {
             return Ok(false);
         }
-        let Some(len) = self.id_length() else {
+        if self.id_length().is_none() {
             return Err(format!(
                 "{} items share their ID with another, and IDs have different lengths, so no disambiguation level can be \
                  added: give every item an ID of one length, or make the IDs unique",
                 colliding(&groups)
             ));
+        }
+        let next_level = |id: &[CodeToken]| {
+            let last = id.last().map(|t| t.codebook).unwrap_or_default();
+            (last, id.iter().filter(|t| t.codebook == last).count())
         };
-        if len >= 26 {
+        if let Some(full) = self.ids.iter().map(|id| next_level(id)).find(|&(_, n)| n >= 26) {
             return Err(format!(
-                "{} items share their ID with another, and IDs of {len} levels leave no letter (a..z) for a disambiguation level",
-                colliding(&groups)
+                "{} items share their ID with another, and IDs with {} levels of the {} codebook leave no letter for a disambiguation level",
+                colliding(&groups),
+                full.1,
+                full.0
             ));
         }
         let mut extra = vec![0u32; self.ids.len()];
@@ -187,7 +271,8 @@ impl SemanticIndex {
             }
         }
         for (id, code) in self.ids.iter_mut().zip(extra) {
-            id.push(CodeToken { level: len as u8, code });
+            let (codebook, level) = next_level(id);
+            id.push(CodeToken { codebook, level: level as u8, code });
         }
         Ok(true)
     }
@@ -211,9 +296,12 @@ mod tests {
     #[test]
     fn tokens_parse_and_print() {
         let t = CodeToken::parse("<c_232>").unwrap();
-        assert_eq!(t, CodeToken { level: 2, code: 232 });
+        assert_eq!(t, CodeToken::sem(2, 232));
         assert_eq!(t.to_string(), "<c_232>");
-        for bad in ["c_1", "<c1>", "<C_1>", "<ab_1>", "<a_-1>", "<a_x>"] {
+        let t = CodeToken::parse("<C_7>").unwrap();
+        assert_eq!(t, CodeToken::cf(2, 7));
+        assert_eq!(t.to_string(), "<C_7>");
+        for bad in ["c_1", "<c1>", "<ab_1>", "<a_-1>", "<a_x>", "<a_+1>", "<1_2>", "<a_>", "<é_1>"] {
             assert!(CodeToken::parse(bad).is_err(), "{bad}");
         }
     }
@@ -258,7 +346,7 @@ mod tests {
         // 26 levels: no letter left.
         let mut idx = SemanticIndex::from_codes(&[vec![0; 26], vec![0; 26]]);
         let err = idx.add_disambiguation_level().unwrap_err();
-        assert!(err.contains("IDs of 26 levels leave no letter"), "{err}");
+        assert!(err.contains("IDs with 26 levels of the semantic codebook leave no letter"), "{err}");
         // Without collisions, neither matters.
         let mut idx = SemanticIndex::from_codes(&[vec![1, 2], vec![3]]);
         assert!(!idx.add_disambiguation_level().unwrap());
@@ -270,14 +358,45 @@ mod tests {
         let p = dir.path().join("x.index.json");
         let items = IdMap::from_first_appearance(["0", "1"]);
         for (bad, what) in [
-            (r#"{"0": ["<a_1>", "<a_2>"], "1": ["<a_0>"]}"#, "token 2 is <a_2>, but token 2 must be of level 'b'"),
-            (r#"{"0": ["<a_1>"], "1": ["<b_0>"]}"#, "token 1 is <b_0>, but token 1 must be of level 'a'"),
+            (r#"{"0": ["<a_1>", "<a_2>"], "1": ["<a_0>"]}"#, "token 2 is <a_2>, but the next semantic token must be of level 'b'"),
+            (r#"{"0": ["<a_1>"], "1": ["<b_0>"]}"#, "token 1 is <b_0>, but the next semantic token must be of level 'a'"),
             (r#"{"0": ["<a_1>", "<c_2>"], "1": ["<a_0>"]}"#, "token 2 is <c_2>"),
+            (r#"{"0": ["<A_1>", "<a_2>", "<A_3>"], "1": ["<a_0>"]}"#, "token 3 is <A_3>, but the next collaborative token must be of level 'B'"),
+            (r#"{"0": ["<B_1>"], "1": ["<a_0>"]}"#, "token 1 is <B_1>"),
         ] {
             std::fs::write(&p, bad).unwrap();
             let err = SemanticIndex::read(&p, &items).unwrap_err().to_string();
             assert!(err.contains("x.index.json") && err.contains(what), "{err}");
         }
+    }
+
+    #[test]
+    fn mixed_ids_read_write_and_disambiguate_in_their_last_codebook() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mixed.index.json");
+        std::fs::write(
+            &p,
+            r#"{"0": ["<A_1>", "<a_2>", "<b_0>"], "1": ["<A_1>", "<a_2>", "<b_0>"], "2": ["<a_1>", "<A_2>", "<B_0>"], "3": ["<A_3>", "<B_1>", "<C_0>"]}"#,
+        )
+        .unwrap();
+        let items = IdMap::from_first_appearance(["0", "1", "2", "3"]);
+        let (mut idx, _) = SemanticIndex::read(&p, &items).unwrap();
+        assert!(idx.has_collaborative());
+        assert_eq!(idx.ids[2], vec![CodeToken::sem(0, 1), CodeToken::cf(0, 2), CodeToken::cf(1, 0)]);
+        assert!(idx.add_disambiguation_level().unwrap());
+        assert!(idx.collisions().is_empty());
+        // Each ID grows by the next level of its last token's codebook.
+        assert_eq!(idx.ids[0][3], CodeToken::sem(2, 0));
+        assert_eq!(idx.ids[1][3], CodeToken::sem(2, 1));
+        assert_eq!(idx.ids[2][3], CodeToken::cf(2, 0));
+        assert_eq!(idx.ids[3][3], CodeToken::cf(3, 0));
+        for id in &idx.ids {
+            check_level_order(id).unwrap();
+        }
+        let out = dir.path().join("out.index.json");
+        idx.write(&out, &items).unwrap();
+        assert!(std::fs::read_to_string(&out).unwrap().contains("\"<D_0>\""));
+        assert_eq!(SemanticIndex::read(&out, &items).unwrap().0, idx);
     }
 
     #[test]

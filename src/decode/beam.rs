@@ -185,7 +185,7 @@ mod tests {
     use burn::tensor::Device;
 
     fn catalogue(ids: &[&[(u8, u32)]]) -> ItemTokens {
-        let ids = ids.iter().map(|id| id.iter().map(|&(level, code)| CodeToken { level, code }).collect()).collect();
+        let ids = ids.iter().map(|id| id.iter().map(|&(level, code)| CodeToken::sem(level, code)).collect()).collect();
         ItemTokens::from_index(&SemanticIndex { ids }).unwrap()
     }
 
@@ -289,16 +289,19 @@ mod tests {
     #[test]
     fn mixed_variable_length_ids_rank_exactly_with_eos() {
         let device = Device::flex();
-        // Items mixing two codebooks (levels 0-1 and 2-3) in different orders and lengths,
-        // item 0's ID a prefix of item 1's.
-        let items = catalogue(&[
-            &[(0, 1)],
-            &[(0, 1), (1, 0)],
-            &[(2, 0), (3, 1), (1, 1)],
-            &[(0, 0), (3, 0)],
-            &[(2, 1), (0, 1), (1, 0), (3, 1)],
-            &[(2, 0), (3, 1), (1, 0)],
-        ]);
+        // Items mixing the semantic (s) and collaborative (c) codebooks in different orders and
+        // lengths, item 0's ID a prefix of item 1's.
+        let (s, c) = (CodeToken::sem, CodeToken::cf);
+        let ids = vec![
+            vec![s(0, 1)],
+            vec![s(0, 1), s(1, 0)],
+            vec![c(0, 0), c(1, 1), s(0, 1)],
+            vec![s(0, 0), c(0, 0)],
+            vec![c(0, 1), s(0, 1), s(1, 0), c(1, 1)],
+            vec![c(0, 0), c(1, 1), s(0, 0)],
+        ];
+        let items = ItemTokens::from_index(&SemanticIndex { ids }).unwrap();
+        assert!(items.has_collaborative());
         let m = model(items.vocab().size(), &device);
         let trie = Trie::new(&items, true, &device).unwrap();
         let input = items.encoder_input(&[&[0, 4], &[5], &[]]).to_device(&device);

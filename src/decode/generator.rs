@@ -44,7 +44,7 @@ impl BeamState for DiscRecState<'_> {
 
 impl BeamModel for Generator {
     fn start<'a>(&'a self, input: &EncoderBatch) -> Box<dyn BeamState + 'a> {
-        if self.discrec.is_none() {
+        if self.discrec().is_none() {
             return self.t5.start(input);
         }
         let (x, _) = self.encoder_embeds(input);
@@ -57,7 +57,7 @@ impl BeamModel for Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::SemanticIndex;
+    use crate::data::{CodeToken, SemanticIndex};
     use crate::decode::{beam_search, Trie};
     use crate::model::{GeneratorKind, ItemTokens, ModelConfig};
     use crate::seed::try_init_seeded;
@@ -66,9 +66,14 @@ mod tests {
     #[test]
     fn cached_beam_steps_match_teacher_forcing_for_discrec() {
         let device = Device::flex();
-        let index = SemanticIndex::from_codes(&[vec![0, 1, 2], vec![1, 0, 2], vec![2, 2, 0], vec![0, 2, 1]]);
+        // IDs that mix the two codebooks: DiscRec's decoder block takes each prefix token's
+        // codebook from its id.
+        let (s, c) = (CodeToken::sem, CodeToken::cf);
+        let ids = vec![vec![s(0, 0), s(1, 1), s(2, 2)], vec![c(0, 1), s(0, 0), s(1, 2)], vec![c(0, 2), c(1, 2), c(2, 0)], vec![s(0, 0), c(0, 2), c(1, 1)]];
+        let index = SemanticIndex { ids };
         let items = ItemTokens::from_index(&index).unwrap();
-        let model = try_init_seeded(43, |host| Generator::new(&ModelConfig::tiny(GeneratorKind::Discrec), items.vocab().size(), 3, host)).unwrap();
+        assert!(items.has_collaborative());
+        let model = try_init_seeded(43, |host| Generator::new(&ModelConfig::tiny(GeneratorKind::Discrec), items.vocab(), 3, host)).unwrap();
         let enc = items.encoder_input(&[&[0, 1], &[2]]).to_device(&device);
         let dec = items.decoder_input(&[3, 1]).to_device(&device);
         let full = model.logits(&enc, &dec); // [2, 4, vocab]

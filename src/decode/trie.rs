@@ -213,7 +213,7 @@ mod tests {
     use crate::data::{CodeToken, SemanticIndex};
 
     pub(crate) fn items(ids: &[&[(u8, u32)]]) -> ItemTokens {
-        let ids = ids.iter().map(|id| id.iter().map(|&(level, code)| CodeToken { level, code }).collect()).collect();
+        let ids = ids.iter().map(|id| id.iter().map(|&(level, code)| CodeToken::sem(level, code)).collect()).collect();
         ItemTokens::from_index(&SemanticIndex { ids }).unwrap()
     }
 

@@ -35,7 +35,7 @@ impl GenerativeRanker<'_> {
             return Vec::new();
         }
         let beam = self.beam.max(k);
-        let enc = self.items.encoder_input_padded(histories, self.pad_to).to_device(&self.device);
+        let enc = self.model.encoder_batch(&self.items.encoder_input_padded(histories, self.pad_to), &self.device);
         let mut ranked = beam_search_scored(self.model, &enc, self.trie, beam, beam, self.length_penalty);
         for r in ranked.iter_mut() {
             r.truncate(k);

@@ -9,9 +9,12 @@
 //! - [`matmul`]: a register-tiled batched matmul, forward and backward, run on software wgpu
 //!   adapters (lavapipe) where Burn's workgroup-memory matmul kernels are slow.
 
+pub mod capabilities;
 pub mod item_attention;
 pub mod matmul;
 pub mod quantize;
+
+pub use capabilities::{Capabilities, DeviceClass};
 
 /// Additive bias of masked attention scores, shared by T5's masks, DiscRec's causal branch and
 /// the item-local attention reference (Hugging Face uses the f32 minimum; any value whose `exp`

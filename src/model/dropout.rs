@@ -13,7 +13,6 @@
 
 use std::cell::RefCell;
 
-use burn::backend::DispatchDevice;
 use burn::nn::Dropout;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -32,7 +31,7 @@ pub fn reseed(seed: u64) {
 
 /// Whether `device` is Burn's CPU backend (with or without autodiff).
 fn is_flex(device: &Device) -> bool {
-    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
+    crate::kernels::Capabilities::of(device).class == crate::kernels::DeviceClass::Cpu
 }
 
 /// `d.forward(x)`, with the mask drawn on the host on the CPU backend (see the module docs).

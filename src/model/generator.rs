@@ -11,35 +11,75 @@ use burn::tensor::{Device, Int, Tensor};
 use super::config::{GeneratorKind, ModelConfig};
 use super::discrec::DiscRec;
 use super::t5::T5ForConditionalGeneration;
-use super::vocab::{DecoderBatch, EncoderBatch, PAD};
+use super::vocab::{DecoderBatch, EncoderBatch, EncoderInput, TokenVocab, PAD};
+
+/// TIGER's input: T5's shared token embedding alone (no parameters of its own).
+#[derive(Module, Debug)]
+pub struct PlainInput {}
+
+/// The block between the token embedding and the T5 stacks. Each block says which batch
+/// features it reads ([`Input::item_features`]), so batches upload only those.
+#[derive(Module, Debug)]
+pub enum Input {
+    /// TIGER: the token embedding goes straight into the stacks.
+    Plain(PlainInput),
+    /// DiscRec's blocks in front of the encoder and the decoder.
+    DiscRec(DiscRec),
+}
+
+impl Input {
+    /// Whether the block reads the encoder rows' item positions and slots.
+    pub fn item_features(&self) -> bool {
+        matches!(self, Input::DiscRec(_))
+    }
+
+    /// DiscRec's blocks, if this is DiscRec.
+    pub fn discrec(&self) -> Option<&DiscRec> {
+        match self {
+            Input::DiscRec(d) => Some(d),
+            Input::Plain(_) => None,
+        }
+    }
+}
 
 /// A sequence-to-sequence recommender over semantic-ID tokens.
 #[derive(Module, Debug)]
 pub struct Generator {
     /// The T5 encoder-decoder with its tied embedding and LM head.
     pub t5: T5ForConditionalGeneration,
-    /// DiscRec's input blocks; `None` for TIGER.
-    pub discrec: Option<DiscRec>,
+    /// The input block (plain for TIGER, DiscRec's).
+    pub input: Input,
 }
 
 impl Generator {
-    /// A randomly initialised generator of kind `cfg.kind` over `vocab_size` tokens, for item
-    /// IDs of at most `max_id_len` tokens.
-    pub fn new(cfg: &ModelConfig, vocab_size: usize, max_id_len: usize, device: &Device) -> Result<Self, String> {
-        if max_id_len == 0 {
+    /// A randomly initialised generator of kind `cfg.kind` over the tokens of `vocab`, for
+    /// item IDs of at most `max_id_len` tokens.
+    pub fn new(cfg: &ModelConfig, vocab: &TokenVocab, max_id_len: usize, device: &Device) -> Result<Self, String> {
+        if max_id_len == 0 || vocab.levels() + vocab.cf_level_sizes().len() == 0 {
             return Err("items need semantic IDs of at least one token (no codebook levels given)".into());
         }
-        let t5 = cfg.t5(vocab_size);
+        let t5 = cfg.t5(vocab.size());
         t5.validate()?;
-        let discrec = match cfg.kind {
-            GeneratorKind::Tiger => None,
+        let input = match cfg.kind {
+            GeneratorKind::Tiger => Input::Plain(PlainInput {}),
             GeneratorKind::Discrec => {
                 cfg.discrec.validate(cfg.d_model).map_err(|e| e.to_string())?;
-                Some(cfg.discrec.init(cfg.d_model, max_id_len, device))
+                Input::DiscRec(cfg.discrec.init(cfg.d_model, max_id_len, vocab.cf_start(), device))
             }
             GeneratorKind::Sasrec => return Err("model.kind = \"sasrec\" is not a generator (it scores item ids, see model::sasrec)".into()),
         };
-        Ok(Generator { t5: t5.init(device), discrec })
+        Ok(Generator { t5: t5.init(device), input })
+    }
+
+    /// DiscRec's blocks, if this is DiscRec.
+    pub fn discrec(&self) -> Option<&DiscRec> {
+        self.input.discrec()
+    }
+
+    /// Uploads encoder rows with the features this model's input block reads (TIGER's
+    /// batches leave DiscRec's item positions and slots on the host).
+    pub fn encoder_batch(&self, input: &EncoderInput, device: &Device) -> EncoderBatch {
+        input.upload(device, self.input.item_features())
     }
 
     /// The encoder's input embeddings and, for DiscRec with its gate, the semantic gate weight
@@ -49,12 +89,12 @@ impl Generator {
     /// - output: `[batch, seq_src, d_model]`, gate `[batch, seq_src]`
     pub fn encoder_embeds(&self, enc: &EncoderBatch) -> (Tensor<3>, Option<Tensor<2>>) {
         let e = self.t5.embed(enc.input_ids.clone());
-        match &self.discrec {
-            Some(d) => {
+        match &self.input {
+            Input::DiscRec(d) => {
                 let out = d.encoder_input(e, enc);
                 (out.embeds, out.gate_sem)
             }
-            None => (e, None),
+            Input::Plain(_) => (e, None),
         }
     }
 
@@ -64,10 +104,10 @@ impl Generator {
     /// - ids: `[rows, seq_tgt]`
     /// - output: `[rows, seq_tgt, d_model]`
     pub fn decoder_embeds(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        let e = self.t5.embed(ids);
-        match &self.discrec {
-            Some(d) => d.decoder_input(e).embeds,
-            None => e,
+        let e = self.t5.embed(ids.clone());
+        match &self.input {
+            Input::DiscRec(d) => d.decoder_input(e, &ids).embeds,
+            Input::Plain(_) => e,
         }
     }
 
@@ -105,8 +145,9 @@ impl Generator {
     /// gate weights over the teacher-forced inputs `[start, c1..c_L]` of `dec` (the positions
     /// with a label) and their number, `[sum, count]`; `None` otherwise.
     pub fn decoder_gate_sum(&self, dec: &DecoderBatch) -> Option<Tensor<1>> {
-        let d = self.discrec.as_ref()?;
-        let g = d.decoder_input(self.t5.embed(dec.decoder_input_ids.clone())).gate_sem?;
+        let d = self.discrec()?;
+        let ids = dec.decoder_input_ids.clone();
+        let g = d.decoder_input(self.t5.embed(ids.clone()), &ids).gate_sem?;
         let mask = dec.labels.clone().not_equal_elem(PAD as i64).float();
         Some(Tensor::cat(vec![(g * mask.clone()).sum(), mask.sum()], 0))
     }
@@ -120,16 +161,22 @@ mod tests {
     #[test]
     fn ids_without_tokens_are_an_error_for_every_kind() {
         for kind in [GeneratorKind::Tiger, GeneratorKind::Discrec] {
-            let err = try_init_seeded(46, |host| Generator::new(&ModelConfig::tiny(kind), 2, 0, host)).unwrap_err();
+            let err = try_init_seeded(46, |host| Generator::new(&ModelConfig::tiny(kind), &TokenVocab::new(vec![]), 0, host)).unwrap_err();
             assert!(err.contains("at least one token"), "{err}");
         }
     }
 
     #[test]
     fn tiger_has_no_input_block() {
-        let m = try_init_seeded(44, |host| Generator::new(&ModelConfig::tiny(GeneratorKind::Tiger), 20, 3, host)).unwrap();
-        assert!(m.discrec.is_none());
-        let d = try_init_seeded(45, |host| Generator::new(&ModelConfig::tiny(GeneratorKind::Discrec), 20, 3, host)).unwrap();
-        assert!(d.num_params() > m.num_params());
+        let vocab = TokenVocab::new(vec![6; 3]);
+        let m = try_init_seeded(44, |host| Generator::new(&ModelConfig::tiny(GeneratorKind::Tiger), &vocab, 3, host)).unwrap();
+        assert!(m.discrec().is_none() && !m.input.item_features());
+        let d = try_init_seeded(45, |host| Generator::new(&ModelConfig::tiny(GeneratorKind::Discrec), &vocab, 3, host)).unwrap();
+        assert!(d.num_params() > m.num_params() && d.input.item_features());
+        // With a collaborative codebook DiscRec's position table gets a row per CF slot.
+        let mixed = TokenVocab::with_collaborative(vec![6; 3], vec![6; 3]);
+        let x = try_init_seeded(45, |host| Generator::new(&ModelConfig::tiny(GeneratorKind::Discrec), &mixed, 3, host)).unwrap();
+        let rows = |g: &Generator| g.discrec().unwrap().encoder.position.as_ref().unwrap().weight.dims()[0];
+        assert_eq!((rows(&d), rows(&x)), (5, 8));
     }
 }

@@ -1,13 +1,14 @@
 //! The generator's token vocabulary and the encoder/decoder batches built from it.
 //!
 //! Layout (SPEC section 2, after TIGER's official code): token 0 is padding and the decoder
-//! start, token 1 is EOS, then every codebook level gets a contiguous range: code `c` of level
-//! `l` is `2 + (size_0 + .. + size_{l-1}) + c`. With 4 levels of 256 codes this is
-//! `2 + 256 l + c` and a vocabulary of 1026.
+//! start, token 1 is EOS, then every level of the semantic codebook gets a contiguous range,
+//! then every level of the collaborative codebook (FlexCode's, SPEC section 5; absent for
+//! plain semantic IDs): code `c` of semantic level `l` is `2 + (size_0 + .. + size_{l-1}) + c`.
+//! With 4 levels of 256 codes this is `2 + 256 l + c` and a vocabulary of 1026.
 //!
 //! Nothing here assumes a fixed number of levels or a fixed ID length: levels may differ in
-//! size, an item's ID may use any levels in any order (FlexCode mixes a semantic and a
-//! collaborative codebook, each its own levels) and IDs may differ in length.
+//! size, an item's ID may mix the two codebooks (each with its own levels, in order) and IDs
+//! may differ in length. [`ItemTokens`] is the one place that knows the geometry.
 //!
 //! # Padding
 //! Encoder inputs are LEFT-padded: a row is `[PAD.., item_1 tokens.., item_n tokens.., EOS]`, so
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::data::{CodeToken, SemanticIndex};
+use crate::data::{CodeToken, Codebook, SemanticIndex};
 
 /// Padding token, also the decoder start token.
 pub const PAD: u32 = 0;
@@ -70,76 +71,167 @@ pub enum VocabError {
     },
 }
 
-/// The token layout: one contiguous range of ids per codebook level.
+/// The token layout: one contiguous range of ids per (codebook, level): first every level of
+/// the semantic codebook, then every level of the collaborative one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenVocab {
     level_sizes: Vec<usize>,
+    cf_level_sizes: Vec<usize>,
     offsets: Vec<u32>,
+    cf_offsets: Vec<u32>,
 }
 
 impl TokenVocab {
-    /// A vocabulary with `level_sizes[l]` codes at level `l`.
+    /// A vocabulary with `level_sizes[l]` codes at level `l` of the semantic codebook (and no
+    /// collaborative codebook).
     pub fn new(level_sizes: Vec<usize>) -> Self {
-        let mut offsets = Vec::with_capacity(level_sizes.len());
-        let mut next = NUM_SPECIAL;
-        for &s in &level_sizes {
-            offsets.push(next);
-            next += s as u32;
-        }
-        Self { level_sizes, offsets }
+        Self::with_collaborative(level_sizes, Vec::new())
     }
 
-    /// The smallest vocabulary holding every token of `index`: level `l` gets
-    /// `1 + the largest code used at l` codes. Pass the codebook sizes to [`TokenVocab::new`]
-    /// instead to keep unused codes (4 x 256 -> 1026 as in the paper).
+    /// A vocabulary with `level_sizes[l]` semantic and `cf_level_sizes[l]` collaborative codes
+    /// at level `l`.
+    pub fn with_collaborative(level_sizes: Vec<usize>, cf_level_sizes: Vec<usize>) -> Self {
+        let mut next = NUM_SPECIAL;
+        let mut offsets_of = |sizes: &[usize]| {
+            sizes
+                .iter()
+                .map(|&s| {
+                    let o = next;
+                    next += s as u32;
+                    o
+                })
+                .collect::<Vec<u32>>()
+        };
+        let offsets = offsets_of(&level_sizes);
+        let cf_offsets = offsets_of(&cf_level_sizes);
+        Self { level_sizes, cf_level_sizes, offsets, cf_offsets }
+    }
+
+    /// The smallest vocabulary holding every token of `index`: level `l` of a codebook gets
+    /// `1 + the largest code used there` codes. Pass the codebook sizes to
+    /// [`TokenVocab::with_collaborative`] instead to keep unused codes (4 x 256 -> 1026 as in
+    /// the paper).
     pub fn from_index(index: &SemanticIndex) -> Self {
-        let mut sizes: Vec<usize> = Vec::new();
+        let mut sizes: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
         for t in index.ids.iter().flatten() {
-            let l = t.level as usize;
+            let (sizes, l) = (&mut sizes[t.codebook as usize], t.level as usize);
             if sizes.len() <= l {
                 sizes.resize(l + 1, 0);
             }
             sizes[l] = sizes[l].max(t.code as usize + 1);
         }
-        Self::new(sizes)
+        let [sem, cf] = sizes;
+        Self::with_collaborative(sem, cf)
     }
 
     /// Total number of token ids (special tokens included): the model's `vocab_size`.
     pub fn size(&self) -> usize {
-        NUM_SPECIAL as usize + self.level_sizes.iter().sum::<usize>()
+        NUM_SPECIAL as usize + self.level_sizes.iter().sum::<usize>() + self.cf_level_sizes.iter().sum::<usize>()
     }
 
-    /// Number of codebook levels.
+    /// Number of levels of the semantic codebook.
     pub fn levels(&self) -> usize {
         self.level_sizes.len()
     }
 
-    /// Codes per level.
+    /// Codes per level of the semantic codebook.
     pub fn level_sizes(&self) -> &[usize] {
         &self.level_sizes
     }
 
-    /// The token ids of level `level`.
+    /// Codes per level of the collaborative codebook (empty without one).
+    pub fn cf_level_sizes(&self) -> &[usize] {
+        &self.cf_level_sizes
+    }
+
+    /// Codes per level of `codebook`.
+    pub fn sizes(&self, codebook: Codebook) -> &[usize] {
+        match codebook {
+            Codebook::Semantic => &self.level_sizes,
+            Codebook::Collaborative => &self.cf_level_sizes,
+        }
+    }
+
+    fn offsets(&self, codebook: Codebook) -> &[u32] {
+        match codebook {
+            Codebook::Semantic => &self.offsets,
+            Codebook::Collaborative => &self.cf_offsets,
+        }
+    }
+
+    /// The token ids of level `level` of the semantic codebook.
     pub fn level_range(&self, level: usize) -> std::ops::Range<u32> {
-        let start = self.offsets[level];
-        start..start + self.level_sizes[level] as u32
+        self.range(Codebook::Semantic, level)
+    }
+
+    /// The token ids of level `level` of `codebook`.
+    pub fn range(&self, codebook: Codebook, level: usize) -> std::ops::Range<u32> {
+        let start = self.offsets(codebook)[level];
+        start..start + self.sizes(codebook)[level] as u32
+    }
+
+    /// The first token id of the collaborative codebook: every id from here on is a
+    /// collaborative token. `None` without a collaborative codebook.
+    pub fn cf_start(&self) -> Option<u32> {
+        self.cf_offsets.first().copied()
     }
 
     /// The token id of `t`, or `None` when its level or code is outside the vocabulary.
     pub fn token(&self, t: CodeToken) -> Option<u32> {
         let l = t.level as usize;
-        (l < self.levels() && (t.code as usize) < self.level_sizes[l]).then(|| self.offsets[l] + t.code)
+        let sizes = self.sizes(t.codebook);
+        (l < sizes.len() && (t.code as usize) < sizes[l]).then(|| self.offsets(t.codebook)[l] + t.code)
     }
 
     /// The code behind token id `token`; `None` for special tokens and ids past the end.
     pub fn code(&self, token: u32) -> Option<CodeToken> {
-        let level = self.offsets.iter().rposition(|&o| o <= token)?;
-        let code = token - self.offsets[level];
-        ((code as usize) < self.level_sizes[level]).then_some(CodeToken { level: level as u8, code })
+        Codebook::ALL.into_iter().rev().find_map(|codebook| {
+            let offsets = self.offsets(codebook);
+            let level = offsets.iter().rposition(|&o| o <= token)?;
+            let code = token - offsets[level];
+            ((code as usize) < self.sizes(codebook)[level]).then_some(CodeToken { codebook, level: level as u8, code })
+        })
+    }
+
+    /// Why `t` is outside the vocabulary, in words.
+    fn out_of_range(&self, t: CodeToken) -> String {
+        let sizes = self.sizes(t.codebook);
+        match sizes.get(t.level as usize) {
+            Some(s) => format!("level {} of the {} codebook has {s} codes", t.level, t.codebook),
+            None => format!("the vocabulary has {} levels of the {} codebook", sizes.len(), t.codebook),
+        }
     }
 }
 
-/// Every catalogue item's token sequence, and the way back.
+/// DiscRec's item-level position of token `p` (1-based) of an ID when that token is of
+/// `codebook`, for IDs of at most `max_len` tokens. Semantic tokens take rows `1..=max_len`
+/// (the paper's table), EOS `max_len + 1`, collaborative tokens `max_len + 2..=2 max_len + 1`;
+/// row 0 is padding and the decoder start. So position `p` means the semantic codebook for one
+/// item and the collaborative one for another, as FlexCode's mixed IDs need, and an index
+/// without collaborative tokens uses exactly the paper's `max_len + 2` rows.
+pub fn item_position(codebook: Codebook, p: usize, max_len: usize) -> i64 {
+    match codebook {
+        Codebook::Semantic => p as i64,
+        Codebook::Collaborative => (max_len + 1 + p) as i64,
+    }
+}
+
+/// Rows of DiscRec's position table for IDs of at most `max_len` tokens, with or without a
+/// collaborative codebook (see [`item_position`]).
+pub fn position_rows(max_len: usize, collaborative: bool) -> usize {
+    if collaborative {
+        2 * max_len + 2
+    } else {
+        max_len + 2
+    }
+}
+
+/// Every catalogue item's token sequence, and the way back: the run's ID geometry. Built once
+/// from the index and the declared vocabulary, it answers for every item and token slot the
+/// codebook, level and vocabulary range ([`ItemTokens::slot`]), each item's length and the
+/// longest ID; the encoder rows, DiscRec's positions, the item-attention window, the padding
+/// and the trie all read it from here. A checkpoint stores what rebuilds it (the index and
+/// `generator.json`'s level sizes and longest ID).
 #[derive(Debug, Clone)]
 pub struct ItemTokens {
     vocab: TokenVocab,
@@ -165,14 +257,7 @@ impl ItemTokens {
             let seq = id
                 .iter()
                 .map(|&t| {
-                    vocab.token(t).ok_or_else(|| VocabError::OutOfRange {
-                        item,
-                        token: t,
-                        detail: match vocab.level_sizes.get(t.level as usize) {
-                            Some(s) => format!("level {} has {s} codes", t.level),
-                            None => format!("the vocabulary has {} levels", vocab.levels()),
-                        },
-                    })
+                    vocab.token(t).ok_or_else(|| VocabError::OutOfRange { item, token: t, detail: vocab.out_of_range(t) })
                 })
                 .collect::<Result<Vec<u32>, _>>()?;
             if let Some(&first) = lookup.get(&seq) {
@@ -205,6 +290,16 @@ impl ItemTokens {
     /// The longest ID, in tokens (EOS not counted).
     pub fn max_len(&self) -> usize {
         self.max_len
+    }
+
+    /// Whether some item's ID uses the collaborative codebook.
+    pub fn has_collaborative(&self) -> bool {
+        self.vocab.cf_start().is_some_and(|cf| self.seqs.iter().flatten().any(|&t| t >= cf))
+    }
+
+    /// Codebook, level and code of token slot `p` (0-based) of item `item`'s ID.
+    pub fn slot(&self, item: u32, p: usize) -> CodeToken {
+        self.vocab.code(self.seqs[item as usize][p]).expect("item tokens are codes of the vocabulary")
     }
 
     /// Item `item`'s token ids (EOS not included).
@@ -243,6 +338,7 @@ impl ItemTokens {
         let seq = lens.iter().copied().max().unwrap_or(1);
         let batch = histories.len();
         let eos_pos = self.max_len as i64 + 1;
+        let cf_start = self.vocab.cf_start().unwrap_or(u32::MAX);
         let mut input = EncoderInput {
             batch,
             seq,
@@ -259,7 +355,8 @@ impl ItemTokens {
                 let slot = (h.len() - k) as i64 + 1;
                 for (p, &tok) in self.seqs[item as usize].iter().enumerate() {
                     input.input_ids[j] = tok as i64;
-                    input.item_pos[j] = p as i64 + 1;
+                    let codebook = if tok >= cf_start { Codebook::Collaborative } else { Codebook::Semantic };
+                    input.item_pos[j] = item_position(codebook, p + 1, self.max_len);
                     input.item_slot[j] = slot;
                     j += 1;
                 }
@@ -323,12 +420,15 @@ pub struct EncoderBatch {
     pub input_ids: Tensor<2, Int>,
     /// `[batch, seq_src]` 1.0 for real tokens, 0.0 for padding.
     pub attention_mask: Tensor<2>,
-    /// `[batch, seq_src]` 1-based position of each token inside its item's ID; EOS gets
-    /// `max_len + 1` (5 for 4-token IDs, as DiscRec's item-level position), padding 0.
-    pub item_pos: Tensor<2, Int>,
+    /// `[batch, seq_src]` DiscRec's item-level position of each token ([`item_position`]): its
+    /// 1-based position inside its item's ID (shifted past EOS for collaborative tokens); EOS
+    /// gets `max_len + 1` (5 for 4-token IDs, as the paper), padding 0. `None` when the model
+    /// does not read it (TIGER).
+    pub item_pos: Option<Tensor<2, Int>>,
     /// `[batch, seq_src]` which history item a token belongs to, counted from the end: 0 =
-    /// padding, 1 = EOS, 2 = the last history item, 3 = the one before, ...
-    pub item_slot: Tensor<2, Int>,
+    /// padding, 1 = EOS, 2 = the last history item, 3 = the one before, ... `None` when the
+    /// model does not read it (TIGER).
+    pub item_slot: Option<Tensor<2, Int>>,
     /// Real tokens per row (EOS included), on the host.
     pub lengths: Vec<usize>,
 }
@@ -360,15 +460,21 @@ impl EncoderInput {
         }
     }
 
-    /// Uploads the rows to `device`.
+    /// Uploads the rows to `device`, with the item positions and slots.
     pub fn to_device(&self, device: &Device) -> EncoderBatch {
+        self.upload(device, true)
+    }
+
+    /// Uploads the rows to `device`; the item positions and slots only when `item_features`
+    /// (DiscRec reads them, TIGER does not: see `Generator::encoder_batch`).
+    pub fn upload(&self, device: &Device, item_features: bool) -> EncoderBatch {
         let shape = [self.batch, self.seq];
         let ints = |v: &Vec<i64>| Tensor::<2, Int>::from_ints(TensorData::new(v.clone(), shape), device);
         EncoderBatch {
             input_ids: ints(&self.input_ids),
             attention_mask: Tensor::from_data(TensorData::new(self.attention_mask.clone(), shape), device),
-            item_pos: ints(&self.item_pos),
-            item_slot: ints(&self.item_slot),
+            item_pos: item_features.then(|| ints(&self.item_pos)),
+            item_slot: item_features.then(|| ints(&self.item_slot)),
             lengths: self.lengths.clone(),
         }
     }
@@ -410,7 +516,7 @@ mod tests {
     use super::*;
 
     fn tok(level: u8, code: u32) -> CodeToken {
-        CodeToken { level, code }
+        CodeToken::sem(level, code)
     }
 
     fn index(ids: &[&[(u8, u32)]]) -> SemanticIndex {
@@ -461,11 +567,51 @@ mod tests {
         assert_eq!(err, VocabError::Collision { first: 0, second: 1, id: "<a_1><b_2>".into() });
         let idx = index(&[&[(0, 1), (1, 9)]]);
         let err = ItemTokens::new(TokenVocab::new(vec![4, 4]), &idx).unwrap_err().to_string();
-        assert!(err.contains("item 0: token <b_9> is outside the vocabulary (level 1 has 4 codes)"), "{err}");
+        assert!(err.contains("item 0: token <b_9> is outside the vocabulary (level 1 of the semantic codebook has 4 codes)"), "{err}");
         let err = ItemTokens::new(TokenVocab::new(vec![4]), &idx).unwrap_err().to_string();
-        assert!(err.contains("the vocabulary has 1 levels"), "{err}");
+        assert!(err.contains("the vocabulary has 1 levels of the semantic codebook"), "{err}");
+        let cf = SemanticIndex { ids: vec![vec![CodeToken::cf(0, 1)]] };
+        let err = ItemTokens::new(TokenVocab::new(vec![4]), &cf).unwrap_err().to_string();
+        assert!(err.contains("token <A_1> is outside the vocabulary (the vocabulary has 0 levels of the collaborative codebook)"), "{err}");
         assert!(ItemTokens::from_index(&index(&[&[]])).is_err());
         assert!(ItemTokens::from_index(&SemanticIndex { ids: vec![] }).is_err());
+    }
+
+    #[test]
+    fn two_codebooks_get_their_own_ranges_and_positions() {
+        // Semantic levels of 4 and 3 codes, collaborative levels of 5 and 2.
+        let v = TokenVocab::with_collaborative(vec![4, 3], vec![5, 2]);
+        assert_eq!(v.size(), 2 + 7 + 7);
+        assert_eq!(v.range(Codebook::Semantic, 1), 6..9);
+        assert_eq!(v.range(Codebook::Collaborative, 0), 9..14);
+        assert_eq!(v.cf_start(), Some(9));
+        for t in [CodeToken::sem(0, 3), CodeToken::sem(1, 0), CodeToken::cf(0, 0), CodeToken::cf(1, 1)] {
+            assert_eq!(v.code(v.token(t).unwrap()), Some(t));
+        }
+        assert_eq!(v.token(CodeToken::cf(2, 0)), None);
+        assert_eq!(v.code(16), None);
+        assert_eq!(TokenVocab::new(vec![4]).cf_start(), None);
+
+        // Item 0: two CF tokens then one semantic; item 1: semantic, CF; item 2: semantic only.
+        let idx = SemanticIndex {
+            ids: vec![
+                vec![CodeToken::cf(0, 4), CodeToken::cf(1, 1), CodeToken::sem(0, 2)],
+                vec![CodeToken::sem(0, 1), CodeToken::cf(0, 0)],
+                vec![CodeToken::sem(0, 0), CodeToken::sem(1, 2)],
+            ],
+        };
+        let items = ItemTokens::new(v.clone(), &idx).unwrap();
+        assert!(items.has_collaborative());
+        assert_eq!(items.slot(0, 1), CodeToken::cf(1, 1));
+        assert_eq!(items.slot(1, 0), CodeToken::sem(0, 1));
+        assert_eq!(TokenVocab::from_index(&idx), TokenVocab::with_collaborative(vec![3, 3], vec![5, 2]));
+        let e = items.encoder_input(&[&[0, 1, 2]]);
+        // max_len 3: semantic positions 1..=3, EOS 4, collaborative 5..=7.
+        assert_eq!(e.item_pos, vec![5, 6, 3, 1, 6, 1, 2, 4]);
+        assert_eq!(e.item_slot, vec![4, 4, 4, 3, 3, 2, 2, 1]);
+        assert_eq!(position_rows(3, true), 8);
+        assert_eq!(position_rows(3, false), 5);
+        assert!(!ItemTokens::new(v, &SemanticIndex { ids: vec![vec![CodeToken::sem(0, 1)]] }).unwrap().has_collaborative());
     }
 
     #[test]

@@ -67,8 +67,15 @@ fn file_err(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
 pub struct GeneratorSpec {
     /// Kind and sizes.
     pub model: ModelConfig,
-    /// Codes per level of the token vocabulary (empty for SASRec).
+    /// Codes per level of the semantic codebook in the token vocabulary (empty for SASRec).
     pub level_sizes: Vec<usize>,
+    /// Codes per level of the collaborative codebook (FlexCode's mixed IDs; empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cf_level_sizes: Vec<usize>,
+    /// The longest item ID in tokens (checkpoints of older versions leave it out: one token
+    /// a semantic level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_id_len: Option<usize>,
     /// History window (items) the model was trained with.
     pub max_len: usize,
     /// Dataset name, for reports.
@@ -76,15 +83,31 @@ pub struct GeneratorSpec {
 }
 
 impl GeneratorSpec {
+    /// The spec of a generator over `items` (vocabulary and longest ID from there).
+    pub fn generator(model: ModelConfig, items: &ItemTokens, max_len: usize, dataset: String) -> Self {
+        GeneratorSpec {
+            model,
+            level_sizes: items.vocab().level_sizes().to_vec(),
+            cf_level_sizes: items.vocab().cf_level_sizes().to_vec(),
+            max_id_len: Some(items.max_len()),
+            max_len,
+            dataset,
+        }
+    }
+
     /// The token vocabulary.
     pub fn vocab(&self) -> TokenVocab {
-        TokenVocab::new(self.level_sizes.clone())
+        TokenVocab::with_collaborative(self.level_sizes.clone(), self.cf_level_sizes.clone())
+    }
+
+    /// The longest item ID in tokens.
+    pub fn id_len(&self) -> usize {
+        self.max_id_len.unwrap_or(self.level_sizes.len())
     }
 
     /// A freshly initialised generator of this shape.
     pub fn init(&self, device: &Device) -> Result<Generator, String> {
-        let vocab = self.vocab();
-        Generator::new(&self.model, vocab.size(), vocab.levels(), device)
+        Generator::new(&self.model, &self.vocab(), self.id_len(), device)
     }
 }
 
@@ -280,6 +303,13 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> 
     let model = load_weights(&dir, model)?;
     let index_path = dir.join("items.index.json");
     let (index, _) = SemanticIndex::read(&index_path, &items).map_err(|e| file_err(&index_path, e))?;
+    let longest = index.ids.iter().map(Vec::len).max().unwrap_or(0);
+    if longest != spec.id_len() {
+        return Err(file_err(
+            &index_path,
+            format!("its longest ID has {longest} tokens, but generator.json says {}: the two files do not belong together", spec.id_len()),
+        ));
+    }
     Ok(Checkpoint { dir, spec, state, model, items, index })
 }
 

@@ -72,7 +72,7 @@ pub fn validation_loss(model: &Generator, batcher: &Batcher, examples: &[Example
     let mut tokens = 0usize;
     for chunk in examples.chunks(batch_size.max(1)) {
         let b = batcher.batch(chunk);
-        let loss = model.loss(&b.enc.to_device(device), &b.dec.to_device(device));
+        let loss = model.loss(&model.encoder_batch(&b.enc, device), &b.dec.to_device(device));
         sum = sum + loss.mul_scalar(b.label_tokens as f64);
         tokens += b.label_tokens;
     }
@@ -93,7 +93,7 @@ impl TrainTask for TrainInputs<'_> {
 
     fn loss(&self, model: &Generator, batch: &[Example], device: &Device) -> (Tensor<1>, usize) {
         let hb = self.batcher().batch(batch);
-        (model.loss(&hb.enc.to_device(device), &hb.dec.to_device(device)), hb.label_tokens)
+        (model.loss(&model.encoder_batch(&hb.enc, device), &hb.dec.to_device(device)), hb.label_tokens)
     }
 
     fn validation_loss(&self, model: &Generator, device: &Device) -> f64 {

@@ -174,7 +174,8 @@ mod tests {
         let mut model = ModelConfig { kind, d_model: 16, d_kv: 8, d_ff: 16, num_layers: 1, num_decoder_layers: 1, num_heads: 2, ..Default::default() };
         model.sasrec = SasRecConfig { hidden: 8, blocks: 1, max_len: 4, ..Default::default() };
         let level_sizes = if kind.is_generator() { vec![4, 4] } else { Vec::new() };
-        GeneratorSpec { model, level_sizes, max_len: 4, dataset: "t".into() }
+        let max_id_len = kind.is_generator().then_some(2);
+        GeneratorSpec { model, level_sizes, cf_level_sizes: Vec::new(), max_id_len, max_len: 4, dataset: "t".into() }
     }
 
     #[test]

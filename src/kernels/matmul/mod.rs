@@ -21,10 +21,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Dispatch, DispatchDevice};
+use burn::backend::{backend_extension, Dispatch};
 use burn::nn::Linear;
 use burn::tensor::{DType, Device, Shape, Tensor};
-use cubecl::RuntimeId;
 
 /// Backends with the tiled matmul kernel: the cubecl backend (wgpu runtime), fused or not, and
 /// autodiff over them (`backward.rs`).
@@ -82,15 +81,11 @@ pub fn uses_kernel(device: &Device) -> bool {
 
 /// Whether [`matmul_using`] runs the kernel on `device` under `policy`.
 pub fn uses_kernel_under(policy: MatmulPolicy, device: &Device) -> bool {
-    let inner = device.clone().inner();
-    let DispatchDevice::Cube(wgpu) = inner.as_dispatch() else { return false };
-    if wgpu.runtime() != RuntimeId::Wgpu {
-        return false;
-    }
+    let caps = super::Capabilities::of(device);
     match policy {
         MatmulPolicy::Burn => false,
-        MatmulPolicy::Tiled => true,
-        MatmulPolicy::Auto => wgpu.client().properties().identity.physical.is_none(),
+        MatmulPolicy::Tiled => caps.wgsl_kernels,
+        MatmulPolicy::Auto => caps.tiled_matmul,
     }
 }
 

@@ -14,9 +14,8 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::Autodiff;
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{backend_extension, AutodiffBackend, Dispatch, DispatchDevice};
+use burn::backend::{backend_extension, AutodiffBackend, Dispatch};
 use burn::tensor::{DType, Device, Int, Shape, Tensor};
-use cubecl::RuntimeId;
 
 /// Backends with a nearest-code kernel: the cubecl backend (wgpu runtime), fused or not, and
 /// autodiff over them (a pass-through: no gradient flows through a discrete choice).
@@ -52,7 +51,7 @@ impl<B: QuantizeBackend, C: CheckpointStrategy> QuantizeBackend for Autodiff<B, 
 /// WGSL. Enabling burn's `vulkan` or `metal` features (SPIR-V or MSL compilers) would need a
 /// check of the device's compiler here too.
 pub fn kernel_available(device: &Device) -> bool {
-    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Cube(d) if d.runtime() == RuntimeId::Wgpu)
+    super::Capabilities::of(device).wgsl_kernels
 }
 
 /// The nearest code of every row.

@@ -11,8 +11,10 @@ use burn::tensor::{Device, Int, Tensor};
 use super::branch::CollaborativeBranch;
 use super::config::DiscRecConfig;
 use super::layer_norm::LayerNorm;
-use crate::model::vocab::EncoderBatch;
+use crate::model::vocab::{position_rows, EncoderBatch};
 use crate::model::dropout::dropout;
+
+const NO_FEATURES: &str = "DiscRec reads the item positions and slots: upload the batch with Generator::encoder_batch";
 
 /// What a block returns.
 #[derive(Debug, Clone)]
@@ -43,7 +45,9 @@ impl DiscRecOutput {
 /// One input block (the paper's item-level position embedding, collaborative branch and gate).
 #[derive(Module, Debug)]
 pub struct InputBlock {
-    /// `[max_id_len + 2, d_model]` item-level position embedding; `None` in the ablation.
+    /// `[rows, d_model]` item-level position embedding (`max_id_len + 2` rows, or
+    /// `2 max_id_len + 2` with a collaborative codebook: [`crate::model::vocab::item_position`]);
+    /// `None` in the ablation.
     pub position: Option<Embedding>,
     /// The norm of `e + v` (`x1`).
     pub norm: Option<LayerNorm>,
@@ -54,11 +58,16 @@ pub struct InputBlock {
     dropout: Dropout,
     /// The longest ID in tokens (the kernel's window).
     window: usize,
+    /// The first collaborative token id (decoder prefixes take their codebook from it); 0
+    /// without a collaborative codebook.
+    cf_start: usize,
 }
 
 impl InputBlock {
-    /// A block of width `d_model` with `positions` position rows.
-    pub fn new(c: &DiscRecConfig, d_model: usize, positions: usize, window: usize, device: &Device) -> Self {
+    /// A block of width `d_model` for IDs of at most `window` tokens, whose collaborative
+    /// tokens (if any) start at id `cf_start`.
+    pub fn new(c: &DiscRecConfig, d_model: usize, window: usize, cf_start: Option<u32>, device: &Device) -> Self {
+        let positions = position_rows(window, cf_start.is_some());
         let collaborative = c.collaborative;
         Self {
             position: (collaborative && c.position).then(|| EmbeddingConfig::new(positions, d_model).init(device)),
@@ -68,6 +77,7 @@ impl InputBlock {
             gate: (collaborative && c.gate).then(|| EmbeddingConfig::new(2, d_model).init(device)),
             dropout: DropoutConfig::new(c.dropout).init(),
             window,
+            cf_start: cf_start.map_or(0, |s| s as usize),
         }
     }
 
@@ -101,19 +111,25 @@ impl InputBlock {
         let (Some(norm), Some(branch)) = (&self.norm, &self.branch) else {
             return DiscRecOutput { embeds: e, gate_sem: None };
         };
-        let x1 = self.x1(e.clone(), batch.item_pos.clone(), norm);
-        let c = branch.forward_items(x1, batch.item_slot.clone(), self.window);
+        let x1 = self.x1(e.clone(), batch.item_pos.clone().expect(NO_FEATURES), norm);
+        let c = branch.forward_items(x1, batch.item_slot.clone().expect(NO_FEATURES), self.window);
         self.fuse(e, c)
     }
 
     /// The decoder's block; see [`DiscRec::decoder_input`].
-    fn decoder(&self, e: Tensor<3>) -> DiscRecOutput {
+    fn decoder(&self, e: Tensor<3>, ids: &Tensor<2, Int>) -> DiscRecOutput {
         let (Some(norm), Some(branch)) = (&self.norm, &self.branch) else {
             return DiscRecOutput { embeds: e, gate_sem: None };
         };
         let [rows, seq, _] = e.dims();
-        assert!(seq <= self.window + 2, "a decoder prefix of {seq} tokens is longer than the position table ({})", self.window + 2);
-        let positions = Tensor::<1, Int>::arange(0..seq as i64, &e.device()).unsqueeze::<2>().expand([rows, seq]);
+        assert!(seq <= self.window + 1, "a decoder prefix of {seq} tokens is longer than an ID ({} tokens) plus the start", self.window);
+        let mut positions = Tensor::<1, Int>::arange(0..seq as i64, &e.device()).unsqueeze::<2>().expand([rows, seq]);
+        if self.cf_start > 0 && self.position.is_some() {
+            // Collaborative tokens sit past EOS in the table (`item_position`).
+            assert_eq!(ids.dims(), [rows, seq], "decoder ids do not match the embeddings");
+            let cf = ids.clone().greater_equal_elem(self.cf_start as i64).int();
+            positions = positions + cf * (self.window as i64 + 1);
+        }
         let x1 = self.x1(e.clone(), positions, norm);
         let c = branch.forward_causal(x1);
         self.fuse(e, c)
@@ -139,20 +155,23 @@ impl DiscRec {
     /// - output: `[batch, seq_src, d_model]`, gate `[batch, seq_src]`
     pub fn encoder_input(&self, e: Tensor<3>, batch: &EncoderBatch) -> DiscRecOutput {
         let [b, s, _] = e.dims();
-        assert_eq!(batch.item_slot.dims(), [b, s], "item_slot does not match the embeddings");
-        assert_eq!(batch.item_pos.dims(), [b, s], "item_pos does not match the embeddings");
+        assert_eq!(batch.item_slot.as_ref().expect(NO_FEATURES).dims(), [b, s], "item_slot does not match the embeddings");
+        assert_eq!(batch.item_pos.as_ref().expect(NO_FEATURES).dims(), [b, s], "item_pos does not match the embeddings");
         self.encoder.encoder(e, batch)
     }
 
-    /// The decoder's input: `e` holds the embeddings of the prefix `[start, c1..c_{t-1}]`,
-    /// positions `0..t`, causal attention. Returns `e` unchanged without a decoder block.
+    /// The decoder's input: `e` holds the embeddings of the prefix `ids` = `[start,
+    /// c1..c_{t-1}]`, positions `0..t` (shifted for collaborative tokens, see
+    /// [`crate::model::vocab::item_position`]), causal attention. Returns `e` unchanged without
+    /// a decoder block.
     ///
     /// # Shapes
     /// - e: `[batch, seq_tgt, d_model]`
+    /// - ids: `[batch, seq_tgt]`
     /// - output: `[batch, seq_tgt, d_model]`, gate `[batch, seq_tgt]`
-    pub fn decoder_input(&self, e: Tensor<3>) -> DiscRecOutput {
+    pub fn decoder_input(&self, e: Tensor<3>, ids: &Tensor<2, Int>) -> DiscRecOutput {
         match &self.decoder {
-            Some(block) => block.decoder(e),
+            Some(block) => block.decoder(e, ids),
             None => DiscRecOutput { embeds: e, gate_sem: None },
         }
     }

@@ -61,17 +61,19 @@ impl DiscRecConfig {
     }
 
     /// The encoder's block and, unless [`DiscRecConfig::decoder`] is off, the decoder's, for a
-    /// model of width `d_model` whose longest item ID has `max_id_len` tokens.
+    /// model of width `d_model` whose longest item ID has `max_id_len` tokens and whose
+    /// collaborative tokens (FlexCode's mixed IDs) start at id `cf_start`.
     ///
     /// Panics when the config does not [`DiscRecConfig::validate`].
-    pub fn init(&self, d_model: usize, max_id_len: usize, device: &Device) -> DiscRec {
+    pub fn init(&self, d_model: usize, max_id_len: usize, cf_start: Option<u32>, device: &Device) -> DiscRec {
         if let Err(e) = self.validate(d_model) {
             panic!("{e}");
         }
         assert!(max_id_len > 0, "items need IDs of at least one token");
         // L+2 position rows in both stacks, as the paper: the encoder uses 0 (padding), 1..=L
-        // and L+1 (EOS), the decoder prefix [start, c1..cL] uses 0..=L.
-        let block = || InputBlock::new(self, d_model, max_id_len + 2, max_id_len, device);
+        // and L+1 (EOS), the decoder prefix [start, c1..cL] uses 0..=L. With a collaborative
+        // codebook, L more rows for its tokens (`vocab::item_position`).
+        let block = || InputBlock::new(self, d_model, max_id_len, cf_start, device);
         DiscRec { encoder: block(), decoder: self.decoder.then(block) }
     }
 }
