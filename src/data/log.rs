@@ -49,7 +49,8 @@ pub struct Record {
     pub user: u32,
     /// Interned item index.
     pub item: u32,
-    /// Time of the interaction; readers without timestamps use the position in the file.
+    /// Time of the interaction; readers without timestamps use the position in the file (see
+    /// [`InteractionLog::has_timestamps`]).
     pub time: f64,
     /// Rating, where the format has one.
     pub rating: Option<f32>,
@@ -71,6 +72,9 @@ pub struct InteractionLog {
     pub records: Vec<Record>,
     /// Item text keyed by raw item id, for items the item file describes.
     pub item_text: HashMap<String, ItemText>,
+    /// Whether [`Record::time`] holds real timestamps (a timestamp column or field in the
+    /// file, or the synthetic generator's steps) rather than positions standing in for them.
+    pub has_timestamps: bool,
 }
 
 impl InteractionLog {

@@ -1,12 +1,13 @@
 //! The data layer: input formats, the dataset (sorted, filtered, remapped), the leave-one-out
-//! split with history windows, popularity buckets, embedding matrices, semantic-ID index
-//! files, and the embedded synthetic dataset.
+//! split with history windows, popularity buckets, the router's per-item statistics,
+//! embedding matrices, semantic-ID index files, and the embedded synthetic dataset.
 
 pub mod dataset;
 pub mod embeddings;
 pub mod error;
 pub mod formats;
 pub mod idmap;
+pub mod item_stats;
 pub mod kcore;
 pub mod log;
 pub mod popularity;
@@ -20,6 +21,7 @@ pub use embeddings::Embeddings;
 pub use error::{DataError, Result};
 pub use formats::Format;
 pub use idmap::IdMap;
+pub use item_stats::{training_transitions, ItemStats};
 pub use log::InteractionLog;
 pub use popularity::Popularity;
 pub use semantic_index::{CodeToken, Codebook, SemanticIndex};

@@ -85,7 +85,8 @@ pub(crate) fn fields<'a>(path: &Path, line: u64, rec: &'a csv::ByteRecord) -> Re
         .collect()
 }
 
-/// Reads every data row of `reader` (after any header) into `log`.
+/// Reads every data row of `reader` (after any header) into `log`, and records in
+/// [`InteractionLog::has_timestamps`] whether `cols` has a timestamp column.
 pub(crate) fn read_rows(
     path: &Path,
     reader: &mut csv::Reader<std::fs::File>,
@@ -93,6 +94,7 @@ pub(crate) fn read_rows(
     log: &mut InteractionLog,
 ) -> Result<()> {
     let width = cols.width();
+    log.has_timestamps = cols.time.is_some();
     let mut rec = csv::ByteRecord::new();
     let mut row = 0usize;
     while reader.read_byte_record(&mut rec).map_err(|e| csv_error(path, e))? {
@@ -202,6 +204,7 @@ mod tests {
         assert_eq!(log.records.len(), 2);
         assert_eq!(log.items.name(0), "x, y");
         assert_eq!(log.records[1].time, 3.0);
+        assert!(log.has_timestamps);
 
         let p = write(dir.path(), "b.tsv", "u1\ti1\t10\n\nu1\ti2\t11\n");
         let log = load(&p).unwrap();
@@ -211,6 +214,7 @@ mod tests {
         let p = write(dir.path(), "c.txt", "u,i\nv,j\n");
         let log = load(&p).unwrap();
         assert_eq!((log.records[0].time, log.records[1].time), (0.0, 1.0));
+        assert!(!log.has_timestamps, "file positions are not timestamps");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - `<name>.inter.json`: `{"<user id>": [item id, ...]}`, each list oldest first;
 //! - `<name>.item.json` (optional): `{"<item id>": {"title": ..., "description": ..., ...}}`.
 //!
-//! Timestamps are not stored: the position in each list is the time.
+//! Timestamps are not stored: the position in each list is the time, and the log's
+//! `has_timestamps` stays false.
 
 use std::path::Path;
 
@@ -159,6 +160,7 @@ mod tests {
         assert_eq!(log.records.len(), 5);
         assert_eq!(log.items.name(log.records[0].item), "3");
         assert_eq!(log.records[2].time, 2.0);
+        assert!(!log.has_timestamps, "list positions are not timestamps");
         assert_eq!(
             log.item_text["3"],
             vec![

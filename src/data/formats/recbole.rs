@@ -101,6 +101,7 @@ mod tests {
         assert_eq!(log.items.name(0), "\"Heat\" (1995)");
         assert_eq!(log.records[0].rating, Some(4.0));
         assert_eq!(log.records[1].time, 10.0);
+        assert!(log.has_timestamps);
         assert_eq!(
             log.item_text["2"],
             vec![
