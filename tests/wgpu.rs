@@ -453,20 +453,31 @@ mod matmul {
 
 /// One training step's loss and every parameter gradient of a small DiscRec generator (the
 /// tiled matmul, the item-attention kernels and Burn's ops on wgpu) against the same model on
-/// the CPU backend, with padded histories of different lengths.
+/// the CPU backend, with padded histories of different lengths and IDs that mix two codebooks;
+/// then beam search over that catalogue on both.
 #[test]
 fn discrec_generator_gradients_on_wgpu_match_the_cpu_backend() {
     use burn::module::Module;
     use sidrec::data::{CodeToken, SemanticIndex};
     use sidrec::model::{Generator, GeneratorKind, ItemTokens, ModelConfig, TokenVocab};
 
+    use sidrec::decode::{beam_search_scored, Trie};
+
     let Some(device) = software_wgpu() else { return };
     let mut rng = StdRng::seed_from_u64(23);
+    // IDs that mix the two codebooks as FlexCode's do: k collaborative tokens, then semantic
+    // ones, 3 to 5 tokens in all.
     let mut ids = std::collections::BTreeSet::new();
     while ids.len() < 60 {
-        ids.insert((0..3u8).map(|l| CodeToken::sem(l, rng.random_range(0..8))).collect::<Vec<_>>());
+        let (cf, len) = (rng.random_range(0..3u8), rng.random_range(3..6u8));
+        let id: Vec<CodeToken> = (0..len)
+            .map(|j| if j < cf { CodeToken::cf(j, rng.random_range(0..8)) } else { CodeToken::sem(j - cf, rng.random_range(0..8)) })
+            .collect();
+        ids.insert(id);
     }
-    let items = ItemTokens::new(TokenVocab::new(vec![8; 3]), &SemanticIndex { ids: ids.into_iter().collect() }).unwrap();
+    let vocab = TokenVocab::with_collaborative(vec![8; 5], vec![8; 2]);
+    let items = ItemTokens::new(vocab, &SemanticIndex { ids: ids.into_iter().collect() }).unwrap();
+    assert!(items.has_collaborative() && items.max_len() == 5);
     let histories: Vec<Vec<u32>> = (0..6).map(|i| (0..1 + i % 5).map(|_| rng.random_range(0..60)).collect()).collect();
     let refs: Vec<&[u32]> = histories.iter().map(Vec::as_slice).collect();
     let targets: Vec<u32> = (0..6).map(|_| rng.random_range(0..60)).collect();
@@ -477,12 +488,27 @@ fn discrec_generator_gradients_on_wgpu_match_the_cpu_backend() {
     let cpu = Device::flex().autodiff();
     let model = sidrec::seed::try_init_seeded(50, |host| Generator::new(&cfg, items.vocab(), items.max_len(), host)).unwrap();
     let mut results = Vec::new();
-    for dev in [cpu, device.autodiff()] {
+    for dev in [cpu, device.clone().autodiff()] {
         let m = model.clone().to_device(&dev).train();
         let loss = m.loss(&enc.to_device(&dev), &dec.to_device(&dev));
         results.push(loss_and_grads(&m, loss));
     }
     assert_same_loss_and_grads(&results[0], &results[1], 20);
+    // Constrained beam search over the mixed catalogue (what eval and recommend run) ranks
+    // the same on both, under both scorings.
+    for alpha in [0.0, 1.0] {
+        let ranked: Vec<_> = [Device::flex(), device.clone()]
+            .iter()
+            .map(|dev| {
+                let m = model.clone().to_device(dev);
+                beam_search_scored(&m, &m.encoder_batch(&enc, dev), &Trie::new(&items, true, dev).unwrap(), 8, 5, alpha)
+            })
+            .collect();
+        for (c, g) in ranked[0].iter().zip(&ranked[1]) {
+            assert_eq!(c.iter().map(|x| x.0).collect::<Vec<_>>(), g.iter().map(|x| x.0).collect::<Vec<_>>(), "alpha {alpha}");
+            assert!(c.iter().zip(g).all(|(a, b)| (a.1 - b.1).abs() < 1e-3), "alpha {alpha}: {c:?} vs {g:?}");
+        }
+    }
 }
 
 /// Every float parameter's gradient, in visiting order.
