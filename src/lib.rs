@@ -14,6 +14,7 @@
 //! - [`cli`]: the `sidrec` command line, its TOML run configuration and the run-time choice of
 //!   the Burn device (wgpu, software wgpu, CPU);
 //! - [`artifact`]: atomic writes of everything a run leaves behind;
+//! - [`plot`]: the PNG charts runs leave behind (training curves, FlexCode's CF shares);
 //! - [`seed`]: reproducible randomness (seeded initialisation, host-drawn tensors).
 
 pub mod artifact;
@@ -24,6 +25,7 @@ pub mod embed;
 pub mod eval;
 pub mod kernels;
 pub mod model;
+pub mod plot;
 pub mod seed;
 pub mod tokenizer;
 pub mod train;

@@ -225,6 +225,7 @@ pub fn tokenize_items(
             bar.finish_and_clear();
             tok
         }
+        TokenizerKind::Flexcode => anyhow::bail!("tokenizer.kind = \"flexcode\" needs collaborative embeddings; it runs through tokenize_flexcode"),
     };
     // The IDs are computed with the tokenizer as a reload would build it (bit-identical codes).
     let tokenizer = tokenizer.canonical(device);

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::flexcode::config::FlexCodeConfig;
+
 /// Which tokenizer to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -17,6 +19,9 @@ pub enum TokenizerKind {
     Rqvae,
     /// Residual k-means on the embeddings themselves (no neural encoder); much faster.
     Rqkmeans,
+    /// FlexCode: a semantic and a collaborative RQ-VAE with a per-item router splitting the ID
+    /// between them (SPEC section 5; `[tokenizer.flexcode]`).
+    Flexcode,
 }
 
 impl std::fmt::Display for TokenizerKind {
@@ -24,6 +29,7 @@ impl std::fmt::Display for TokenizerKind {
         f.write_str(match self {
             TokenizerKind::Rqvae => "rqvae",
             TokenizerKind::Rqkmeans => "rqkmeans",
+            TokenizerKind::Flexcode => "flexcode",
         })
     }
 }
@@ -32,7 +38,7 @@ impl std::fmt::Display for TokenizerKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenizerConfig {
-    /// `rqvae` or `rqkmeans`.
+    /// `rqvae`, `rqkmeans` or `flexcode`.
     pub kind: TokenizerKind,
     /// Item embedding matrix (`.npy` or `.safetensors`, one row per dataset item in dense-id
     /// order). Not needed for the synthetic dataset, which brings its own item features.
@@ -83,6 +89,8 @@ pub struct TokenizerConfig {
     pub encode_batch: usize,
     /// Seed of the tokenizer; the run seed when left out.
     pub seed: Option<u64>,
+    /// FlexCode's own keys (`[tokenizer.flexcode]`, used when `kind = "flexcode"`).
+    pub flexcode: FlexCodeConfig,
 }
 
 impl Default for TokenizerConfig {
@@ -111,6 +119,7 @@ impl Default for TokenizerConfig {
             eval_every: 10,
             encode_batch: 4096,
             seed: None,
+            flexcode: FlexCodeConfig::default(),
         }
     }
 }
@@ -149,7 +158,8 @@ impl TokenizerConfig {
         if (self.sinkhorn || self.balanced_kmeans || self.collision_rounds > 0) && self.sinkhorn_iters == 0 {
             return Err(("tokenizer.sinkhorn_iters", "must be at least 1 when Sinkhorn is used".into()));
         }
-        Ok(())
+        self.flexcode.validate(self.levels)
+
     }
 }
 

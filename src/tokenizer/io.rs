@@ -184,6 +184,7 @@ fn build(
         .collect::<Result<Vec<Tensor<2>>, String>>()?;
     let quantizer = ResidualQuantizer::from_codebooks(codebooks);
     match arch.kind {
+        TokenizerKind::Flexcode => Err("a FlexCode tokenizer is saved as its two RQ-VAEs, each of kind \"rqvae\"".into()),
         TokenizerKind::Rqkmeans => Ok(Tokenizer::RqKMeans(RqKMeans { quantizer })),
         TokenizerKind::Rqvae => {
             let w = &arch.encoder_widths;

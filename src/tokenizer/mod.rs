@@ -9,11 +9,13 @@
 //! - [`collisions`]: group-restricted Sinkhorn re-assignment, then a disambiguation level;
 //! - [`io`]: saving and loading a trained tokenizer (safetensors);
 //! - [`metrics`]: codebook use, perplexity, collision rates;
+//! - [`flexcode`]: FlexCode, a semantic and a collaborative codebook split per item by a router;
 //! - [`config`]: the `[tokenizer]` run-config section.
 
 pub mod collisions;
 pub mod config;
 pub mod encode;
+pub mod flexcode;
 pub mod io;
 pub mod kmeans;
 pub mod metrics;
@@ -26,6 +28,7 @@ pub mod train;
 pub use collisions::{assign_ids, fix_imported, CollisionOptions, CollisionReport};
 pub use config::{TokenizerConfig, TokenizerKind};
 pub use encode::Tokenizer;
+pub use flexcode::{train_flexcode, FlexCodeConfig, FlexCodeInputs, FlexCodeResult, FlexEpochLog};
 pub use io::{load, save, TokenizerArch, TokenizerIoError};
 pub use kmeans::{kmeans, KMeans, KMeansConfig};
 pub use metrics::{level_usage, LevelUsage, TokenizerMetrics};

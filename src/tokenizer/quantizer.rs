@@ -36,6 +36,9 @@ pub struct QuantizerOutput {
     pub codes: Tensor<2, Int>,
     /// `[1]` mean over levels of `||q - sg(r)||^2 + beta * ||r - sg(q)||^2`.
     pub loss: Tensor<1>,
+    /// `levels` tensors of `[batch, dim]`: each level's straight-through contribution (the
+    /// chosen code's value; `quantized` is their sum). FlexCode weighs them per item.
+    pub levels: Vec<Tensor<2>>,
 }
 
 /// What encoding (nearest code at every level, no gradient) returns.
@@ -87,6 +90,7 @@ impl ResidualQuantizer {
         let mut quantized = z.zeros_like();
         let mut loss = Tensor::<1>::zeros([1], &z.device());
         let mut codes = Vec::with_capacity(levels);
+        let mut contributions = Vec::with_capacity(levels);
         for (l, codebook) in self.codebooks.iter().enumerate() {
             let codebook = codebook.val();
             let index = match opts.sinkhorn {
@@ -102,10 +106,11 @@ impl ResidualQuantizer {
             // Straight-through: the value of q, the gradient of the residual.
             let q_st = residual.clone() + (q - residual.clone()).detach();
             quantized = quantized + q_st.clone();
+            contributions.push(q_st.clone());
             residual = residual - q_st;
             codes.push(index.reshape([batch, 1]));
         }
-        QuantizerOutput { quantized, codes: Tensor::cat(codes, 1), loss: loss.div_scalar(levels as f64) }
+        QuantizerOutput { quantized, codes: Tensor::cat(codes, 1), loss: loss.div_scalar(levels as f64), levels: contributions }
     }
 
     /// Nearest code at every level, without gradient.

@@ -8,7 +8,6 @@ pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod generator_task;
-pub mod plot;
 pub mod progress;
 pub mod resume;
 pub mod sasrec_task;

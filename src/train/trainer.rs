@@ -244,7 +244,12 @@ pub fn run<T: TrainTask>(task: &T, s: &LoopSettings, mut on_epoch: impl FnMut(&E
         task.save(&last_dir, &state, &eval_model, Some(&optim))?;
         write_log(&s.dir, &state.log)?;
         let png = s.dir.join("training.png");
-        super::plot::plot(&state.log, &task.title(), &png).map_err(|e| write_err(&png, e))?;
+        let curves: Vec<crate::plot::EpochPoint> = state
+            .log
+            .iter()
+            .map(|l| crate::plot::EpochPoint { epoch: l.epoch, train_loss: l.train_loss, valid_loss: l.valid_loss, lr: l.lr })
+            .collect();
+        crate::plot::plot(&curves, &task.title(), &png).map_err(|e| write_err(&png, e))?;
         if !on_epoch(&line) {
             break;
         }

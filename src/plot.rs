@@ -1,5 +1,6 @@
-//! A PNG of the training curves (`training.png` in the run folder): training and validation
-//! loss per epoch in the upper panel, the learning rate in the lower one.
+//! The PNG charts runs leave behind: the training curves (`training.png` in a run folder:
+//! training and validation loss per epoch in the upper panel, the learning rate in the lower
+//! one) and scatter plots (FlexCode's `cf_share.png`).
 //!
 //! Drawn into an RGB buffer and encoded with the `png` crate; labels use the public-domain
 //! 8x8 glyphs of `font8x8`, so no system font or graphics library is needed on any platform.
@@ -8,7 +9,6 @@ use std::path::Path;
 
 use font8x8::{UnicodeFonts, BASIC_FONTS};
 
-use super::checkpoint::EpochLog;
 
 type Rgb = [u8; 3];
 
@@ -172,13 +172,26 @@ fn draw_panel(c: &mut Canvas, p: &Panel, x_range: (f64, f64)) {
     }
 }
 
+/// One epoch of the training curves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochPoint {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Validation loss.
+    pub valid_loss: f64,
+    /// Learning rate at the epoch's end.
+    pub lr: f64,
+}
+
 /// Draws the curves of `log` into `path` (PNG), atomically.
-pub fn plot(log: &[EpochLog], title: &str, path: &Path) -> std::io::Result<()> {
+pub fn plot(log: &[EpochPoint], title: &str, path: &Path) -> std::io::Result<()> {
     let mut c = Canvas::new(960, 640);
     c.text(80, 8, title, BLACK, 2);
     let epochs: Vec<f64> = log.iter().map(|l| l.epoch as f64).collect();
     let x_range = (0.0f64.min(epochs.first().copied().unwrap_or(0.0)), epochs.last().copied().unwrap_or(1.0).max(1.0));
-    let series = |f: fn(&EpochLog) -> f64| log.iter().map(|l| (l.epoch as f64, f(l))).collect::<Vec<_>>();
+    let series = |f: fn(&EpochPoint) -> f64| log.iter().map(|l| (l.epoch as f64, f(l))).collect::<Vec<_>>();
     let loss = Panel {
         top: 30,
         height: 400,
@@ -190,6 +203,55 @@ pub fn plot(log: &[EpochLog], title: &str, path: &Path) -> std::io::Result<()> {
     draw_panel(&mut c, &lr, x_range);
     let xl = "epoch";
     c.text(c.w as i64 / 2 - Canvas::text_width(xl, 1) / 2, c.h as i64 - 14, xl, BLACK, 1);
+    c.save(path)
+}
+
+/// Draws a scatter plot of `points` (x, y) into `path` (PNG), atomically: the axes labelled
+/// `x_label` (below) and `y_label` (above the axis), the y range `y_range` when given, else the
+/// data's. Used for FlexCode's CF share against popularity.
+pub fn scatter(
+    points: &[(f64, f64)],
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    y_range: Option<(f64, f64)>,
+    path: &Path,
+) -> std::io::Result<()> {
+    let mut c = Canvas::new(960, 640);
+    c.text(80, 8, title, BLACK, 2);
+    let (left, right, top, bottom) = (80i64, c.w as i64 - 20, 60i64, c.h as i64 - 50);
+    let finite: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+    let range = |v: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = v.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+        if lo > hi {
+            return (0.0, 1.0);
+        }
+        let pad = ((hi - lo) * 0.03).max(1e-6);
+        (lo - pad, hi + pad)
+    };
+    let (x0, x1) = range(&mut finite.iter().map(|p| p.0));
+    let (y0, y1) = y_range.unwrap_or_else(|| range(&mut finite.iter().map(|p| p.1)));
+    let px = |x: f64| left + ((x - x0) / (x1 - x0).max(1e-12) * (right - left) as f64).round() as i64;
+    let py = |y: f64| bottom - ((y - y0) / (y1 - y0).max(1e-12) * (bottom - top) as f64).round() as i64;
+    for t in ticks(y0, y1, 5) {
+        let y = py(t);
+        c.line((left, y), (right, y), GRID, 1);
+        let l = label(t);
+        c.text(left - 6 - Canvas::text_width(&l, 1), y - 4, &l, BLACK, 1);
+    }
+    for t in ticks(x0, x1, 10) {
+        let x = px(t);
+        c.line((x, top), (x, bottom), GRID, 1);
+        let l = label(t);
+        c.text(x - Canvas::text_width(&l, 1) / 2, bottom + 6, &l, BLACK, 1);
+    }
+    c.line((left, top), (left, bottom), BLACK, 1);
+    c.line((left, bottom), (right, bottom), BLACK, 1);
+    c.text(left, top - 16, y_label, BLACK, 1);
+    c.text((left + right) / 2 - Canvas::text_width(x_label, 1) / 2, c.h as i64 - 20, x_label, BLACK, 1);
+    for &(x, y) in &finite {
+        c.line((px(x), py(y)), (px(x), py(y)), BLUE, 3);
+    }
     c.save(path)
 }
 
@@ -208,18 +270,8 @@ mod tests {
 
     #[test]
     fn writes_a_png_with_the_curves() {
-        let log: Vec<EpochLog> = (1..=5)
-            .map(|e| EpochLog {
-                epoch: e,
-                step: e * 10,
-                train_loss: 5.0 / e as f64,
-                valid_loss: 5.5 / e as f64,
-                lr: 1e-3,
-                train_examples_per_s: 1.0,
-                seconds: 1.0,
-                valid_metrics: None,
-            })
-            .collect();
+        let log: Vec<EpochPoint> =
+            (1..=5).map(|e| EpochPoint { epoch: e, train_loss: 5.0 / e as f64, valid_loss: 5.5 / e as f64, lr: 1e-3 }).collect();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("training.png");
         plot(&log, "test", &path).unwrap();
@@ -232,5 +284,19 @@ mod tests {
         // Both loss colours are drawn.
         let has = |c: Rgb| buf.chunks(3).any(|p| p == c);
         assert!(has(BLUE) && has(ORANGE) && has(GREEN));
+    }
+
+    #[test]
+    fn scatter_writes_a_png_with_the_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scatter.png");
+        let points: Vec<(f64, f64)> = (0..50).map(|i| (i as f64 * 0.1, (i % 7) as f64 / 7.0)).collect();
+        scatter(&points, "share", "log(1 + count)", "a", Some((0.0, 1.0)), &path).unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(std::fs::read(&path).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut buf).unwrap();
+        assert!(buf.chunks(3).any(|p| p == BLUE));
+        scatter(&[], "empty", "x", "y", None, &path).unwrap();
     }
 }

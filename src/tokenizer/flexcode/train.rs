@@ -1,0 +1,446 @@
+//! Training FlexCode: both RQ-VAEs initialised by residual k-means on their encoder outputs,
+//! then AdamW over every parameter, epochs over the item set in shuffled batches with a batch of
+//! sampled training transitions per step (SPEC section 5; the objectives are ours).
+//!
+//! A step's loss is
+//! `recon_sem + quant_sem + recon_cf + quant_cf + lambda_align * align
+//!  + lambda_transition * transition + lambda_balance * balance + lambda_smooth * smooth`:
+//! the first four on the item batch (as in SPEC section 2, Sinkhorn at the last level when
+//! configured), alignment between the batch's two latents, the transition InfoNCE on the
+//! transition batch, balance and smoothness over all items (the router is tiny).
+//!
+//! The router's disagreement input needs both encoders over the whole catalogue, so before the
+//! first epoch and after each one a pass without gradient computes it, and with it the value of
+//! every item's nearest code at every level of both codebooks ([`FlexCode::catalogue`]). Within
+//! an epoch the router and the transition loss read that view of the parameters at the
+//! epoch's start, so the transition batch needs no encoder pass (unless
+//! `transition_to_encoders`, which encodes its items live). Its memory is
+//! `2 x items x levels x code_dim` floats (about 100 MB for 100k items, 4 levels of width 32).
+//! tau is constant within an epoch and follows [`FlexCodeConfig::tau`] across epochs.
+//!
+//! Everything stays on the device: the epoch's permutation and transition sample are uploaded
+//! once, the loss terms are summed on the device, and one read-back per epoch fetches the log
+//! line (loss means, mean CF share, codes re-seeded).
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+
+use super::config::FlexCodeConfig;
+use super::ids::{assign_flex_ids, FlexIds};
+use super::losses::{balance, fixed_level_weights, info_nce, level_weights, smoothness, symmetric_info_nce};
+use super::model::{Catalogue, FlexCode, FlexCodeModelConfig};
+use super::report::{flex_metrics, FlexCodeMetrics};
+use crate::kernels::matmul::linear;
+use crate::tokenizer::config::TokenizerConfig;
+use crate::tokenizer::quantizer::QuantizeOptions;
+use crate::tokenizer::rqvae::{RqVae, RqVaeConfig};
+use crate::tokenizer::train::{kmeans_init, TrainOptions};
+
+/// What FlexCode trains on: plain host data and two embedding matrices, all of the training
+/// split only (computed by the caller).
+#[derive(Debug, Clone)]
+pub struct FlexCodeInputs {
+    /// `[items, d_sem]` text embeddings, dense item order.
+    pub x_sem: Tensor<2>,
+    /// `[items, d_cf]` CF embeddings, dense item order.
+    pub x_cf: Tensor<2>,
+    /// Per item: standardised log(1 + count), popularity percentile in [0, 1], recency in [0, 1].
+    pub stats: Vec<[f32; 3]>,
+    /// Training interactions per item (smoothness order, report buckets).
+    pub counts: Vec<u32>,
+    /// Training transitions `(item, next item)` in users' sequences.
+    pub transitions: Vec<(u32, u32)>,
+}
+
+/// One line of the training log (means over the epoch's steps).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlexEpochLog {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Reconstruction MSE of the semantic RQ-VAE.
+    pub sem_recon: f64,
+    /// Codebook + commitment loss of the semantic RQ-VAE.
+    pub sem_quant: f64,
+    /// Reconstruction MSE of the CF RQ-VAE.
+    pub cf_recon: f64,
+    /// Codebook + commitment loss of the CF RQ-VAE.
+    pub cf_quant: f64,
+    /// Symmetric alignment InfoNCE (0 when `lambda_align = 0`).
+    pub align: f64,
+    /// Transition InfoNCE (0 when `lambda_transition = 0`).
+    pub transition: f64,
+    /// (mean a - rho)^2 (0 without the router).
+    pub balance: f64,
+    /// Mean squared step of a between count-sorted neighbours (0 without the router).
+    pub smooth: f64,
+    /// The weighted total that was minimised.
+    pub total: f64,
+    /// Mean CF share over the catalogue after the epoch.
+    pub mean_cf_share: f64,
+    /// tau of the level weights during the epoch.
+    pub tau: f64,
+    /// Semantic codes re-seeded after the epoch, per level.
+    pub reset_codes_sem: Vec<usize>,
+    /// CF codes re-seeded after the epoch, per level.
+    pub reset_codes_cf: Vec<usize>,
+    /// Seconds since training started (k-means initialisation included).
+    pub elapsed_s: f64,
+}
+
+/// A trained FlexCode tokenizer, its IDs and what the report needs.
+#[derive(Debug)]
+pub struct FlexCodeResult {
+    /// The model, on the plain device.
+    pub model: FlexCode,
+    /// Collision-free IDs, per item a CF share and its number of CF tokens.
+    pub ids: FlexIds,
+    /// Training interactions per item (as given).
+    pub counts: Vec<u32>,
+    /// One line per epoch.
+    pub log: Vec<FlexEpochLog>,
+    /// What `metrics.json` records.
+    pub metrics: FlexCodeMetrics,
+}
+
+impl FlexCodeInputs {
+    /// Checks row counts, ranges and values; returns the number of items or what is wrong.
+    pub fn validate(&self) -> Result<usize, String> {
+        let [n, d_sem] = self.x_sem.dims();
+        let [n_cf, d_cf] = self.x_cf.dims();
+        if n == 0 || d_sem == 0 || d_cf == 0 {
+            return Err(format!("empty embeddings: x_sem is {n} x {d_sem}, x_cf is {n_cf} x {d_cf}"));
+        }
+        for (what, rows) in [("x_cf", n_cf), ("stats", self.stats.len()), ("counts", self.counts.len())] {
+            if rows != n {
+                return Err(format!("{what} has {rows} rows, but x_sem has {n} (one row per item, dense-id order)"));
+            }
+        }
+        for (what, x) in [("x_sem", &self.x_sem), ("x_cf", &self.x_cf)] {
+            let [r, c] = x.dims();
+            let finite: i64 = x.clone().is_finite().int().sum().into_scalar();
+            if finite != (r * c) as i64 {
+                return Err(format!("{what} holds {} NaN or infinite values", (r * c) as i64 - finite));
+            }
+        }
+        if let Some(i) = self.stats.iter().position(|s| s.iter().any(|v| !v.is_finite())) {
+            return Err(format!("stats of item {i} are not finite: {:?}", self.stats[i]));
+        }
+        if let Some(&(a, b)) = self.transitions.iter().find(|&&(a, b)| a as usize >= n || b as usize >= n) {
+            return Err(format!("transition {a} -> {b} names an item outside 0..{n}"));
+        }
+        Ok(n)
+    }
+}
+
+/// Device copies of the inputs.
+pub(crate) struct TrainData {
+    /// `[items, d_sem]`.
+    pub x_sem: Tensor<2>,
+    /// `[items, d_cf]`.
+    pub x_cf: Tensor<2>,
+    /// `[items, 3]`.
+    pub stats: Tensor<2>,
+    /// `[items]` items by training count, ascending (ties: dense id).
+    pub order: Tensor<1, Int>,
+}
+
+impl TrainData {
+    pub(crate) fn new(inputs: &FlexCodeInputs, device: &Device) -> Self {
+        let n = inputs.counts.len();
+        let stats: Vec<f32> = inputs.stats.iter().flatten().copied().collect();
+        let mut order: Vec<i64> = (0..n as i64).collect();
+        order.sort_by_key(|&i| (inputs.counts[i as usize], i));
+        Self {
+            x_sem: inputs.x_sem.clone().without_autodiff().to_device(device),
+            x_cf: inputs.x_cf.clone().without_autodiff().to_device(device),
+            stats: Tensor::from_data(TensorData::new(stats, [n, 3]), device),
+            order: Tensor::from_ints(TensorData::new(order, [n]), device),
+        }
+    }
+}
+
+/// The items and transitions of one step.
+pub(crate) struct StepBatch {
+    /// `[batch]` items of the RQ-VAE, alignment terms.
+    pub items: Tensor<1, Int>,
+    /// `[transition_batch]` sources and targets, when the transition loss is on.
+    pub transitions: Option<(Tensor<1, Int>, Tensor<1, Int>)>,
+}
+
+/// Every loss term of a step, `[1]` each (as in [`FlexEpochLog`]; zero when switched off).
+pub(crate) struct StepLosses {
+    pub sem_recon: Tensor<1>,
+    pub sem_quant: Tensor<1>,
+    pub cf_recon: Tensor<1>,
+    pub cf_quant: Tensor<1>,
+    pub align: Tensor<1>,
+    pub transition: Tensor<1>,
+    pub balance: Tensor<1>,
+    pub smooth: Tensor<1>,
+    /// `[batch, levels]` codes of the item batch in the semantic codebook.
+    pub sem_codes: Tensor<2, Int>,
+    /// `[batch, levels]` codes of the item batch in the CF codebook.
+    pub cf_codes: Tensor<2, Int>,
+}
+
+impl StepLosses {
+    /// `[1]` the weighted total.
+    pub(crate) fn total(&self, f: &FlexCodeConfig) -> Tensor<1> {
+        self.sem_recon.clone()
+            + self.sem_quant.clone()
+            + self.cf_recon.clone()
+            + self.cf_quant.clone()
+            + self.align.clone().mul_scalar(f.lambda_align)
+            + self.transition.clone().mul_scalar(f.lambda_transition)
+            + self.balance.clone().mul_scalar(f.lambda_balance)
+            + self.smooth.clone().mul_scalar(f.lambda_smooth)
+    }
+
+    /// `[8]` the terms in log order, without gradient.
+    fn terms(&self) -> Tensor<1> {
+        let t = [&self.sem_recon, &self.sem_quant, &self.cf_recon, &self.cf_quant, &self.align, &self.transition, &self.balance, &self.smooth];
+        Tensor::cat(t.into_iter().cloned().collect(), 0).detach().without_autodiff()
+    }
+}
+
+/// Reconstruction and quantization losses, the latent and the codes of one RQ-VAE's batch.
+fn rqvae_step(rq: &RqVae, x: Tensor<2>, opts: QuantizeOptions) -> (Tensor<2>, Tensor<1>, Tensor<1>, Tensor<2, Int>) {
+    let z = rq.encoder.forward(x.clone());
+    let q = rq.quantizer.forward(z.clone(), opts);
+    let recon = rq.decoder.forward(q.quantized);
+    (z, (recon - x).powi_scalar(2).mean(), q.loss, q.codes)
+}
+
+/// Every loss term of one step; `catalogue` is the epoch's view of all items.
+pub(crate) fn step_losses(
+    model: &FlexCode,
+    data: &TrainData,
+    catalogue: &Catalogue,
+    batch: &StepBatch,
+    tau: f64,
+    cfg: &TokenizerConfig,
+) -> StepLosses {
+    let f = &cfg.flexcode;
+    let levels = cfg.levels;
+    let opts = QuantizeOptions { beta: cfg.beta, sinkhorn: cfg.sinkhorn.then_some((cfg.sinkhorn_epsilon, cfg.sinkhorn_iters)) };
+    let xs = data.x_sem.clone().select(0, batch.items.clone());
+    let xc = data.x_cf.clone().select(0, batch.items.clone());
+    let (zs, sem_recon, sem_quant, sem_codes) = rqvae_step(&model.sem, xs, opts);
+    let (zc, cf_recon, cf_quant, cf_codes) = rqvae_step(&model.cf, xc, opts);
+    let zero = || sem_recon.zeros_like();
+    let align = if f.lambda_align > 0.0 {
+        symmetric_info_nce(linear(&model.proj_sem, zs), linear(&model.proj_cf, zc), f.align_temperature)
+    } else {
+        zero()
+    };
+    let share = f.router.then(|| model.router.forward(catalogue.router_in.clone(), f.router_temperature)); // [items]
+    let (bal, smooth) = match &share {
+        Some(a) => (balance(a.clone(), f.target_cf_share), smoothness(a.clone(), data.order.clone())),
+        None => (zero(), zero()),
+    };
+    let transition = match &batch.transitions {
+        Some((src, dst)) if f.lambda_transition > 0.0 => {
+            let [tb] = src.dims();
+            let idx = Tensor::cat(vec![src.clone(), dst.clone()], 0); // [2 tb]
+            // Nearest codes, as in the final IDs. By default the levels' values come from the
+            // epoch's catalogue (constants: no encoder pass); with `transition_to_encoders` they
+            // are computed here, straight-through, so that the gradient reaches the encoders.
+            let contributions = |rq: &RqVae, x: &Tensor<2>, snapshot: &Tensor<3>| {
+                if f.transition_to_encoders {
+                    let z = rq.encoder.forward(x.clone().select(0, idx.clone()));
+                    let plain = QuantizeOptions { beta: cfg.beta, sinkhorn: None };
+                    Tensor::stack::<3>(rq.quantizer.forward(z, plain).levels, 1)
+                } else {
+                    snapshot.clone().select(0, idx.clone())
+                }
+            };
+            let (w_cf, w_sem) = match &share {
+                Some(a) => level_weights(a.clone().select(0, idx.clone()), levels, tau),
+                None => fixed_level_weights(2 * tb, levels, f.fixed_cf_tokens, &idx.device()),
+            };
+            let q_sem = contributions(&model.sem, &data.x_sem, &catalogue.sem_levels);
+            let q_cf = contributions(&model.cf, &data.x_cf, &catalogue.cf_levels);
+            let fused = model.fused(q_sem, w_sem, q_cf, w_cf); // [2 tb, shared_dim]
+            let pred = linear(&model.predictor, fused.clone().slice(0..tb));
+            info_nce(pred, fused.slice(tb..2 * tb), f.transition_temperature)
+        }
+        _ => zero(),
+    };
+    StepLosses { sem_recon, sem_quant, cf_recon, cf_quant, align, transition, balance: bal, smooth, sem_codes, cf_codes }
+}
+
+/// How often each code was chosen in a batch, per level: `[levels, codebook_size]`.
+fn code_counts(codes: Tensor<2, Int>, k: usize) -> Tensor<2> {
+    let [batch, levels] = codes.dims();
+    let per_level = (0..levels)
+        .map(|l| codes.clone().slice([0..batch, l..l + 1]).reshape([batch]).one_hot::<2>(k).float().sum_dim(0))
+        .collect();
+    Tensor::cat(per_level, 0)
+}
+
+/// Moves the codes no item chose onto the level inputs of random items (as the RQ-VAE trainer
+/// does); returns the model and `[levels]` the number moved (read back with the log line).
+fn reset_dead_codes(rq: RqVae, counts: Tensor<2>, x: &Tensor<2>, rng: &mut StdRng) -> (RqVae, Tensor<1>) {
+    let [levels, k] = counts.dims();
+    let [n, _] = x.dims();
+    let dead = counts.equal_elem(0.0); // [levels, k]
+    let moved = dead.clone().float().sum_dim(1).reshape([levels]);
+    let sample: Vec<i64> = (0..k).map(|_| rng.random_range(0..n) as i64).collect();
+    let sample = Tensor::<1, Int>::from_ints(TensorData::new(sample, [k]), &x.device());
+    let plain = rq.valid();
+    let inputs = plain.quantizer.level_inputs(plain.encoder.forward(x.clone().select(0, sample)));
+    let dead = (0..levels).map(|l| dead.clone().slice([l..l + 1, 0..k]).reshape([k])).collect();
+    let quantizer = rq.quantizer.reset_codes(dead, inputs);
+    (RqVae { quantizer, ..rq }, moved)
+}
+
+/// A seeded permutation of `0..n` (Fisher-Yates).
+fn permutation(n: usize, rng: &mut StdRng) -> Vec<i64> {
+    let mut p: Vec<i64> = (0..n as i64).collect();
+    for i in (1..n).rev() {
+        p.swap(i, rng.random_range(0..=i));
+    }
+    p
+}
+
+/// The architecture `cfg` describes for embeddings of widths `d_sem` and `d_cf`.
+pub fn model_config(cfg: &TokenizerConfig, d_sem: usize, d_cf: usize, seed: u64) -> FlexCodeModelConfig {
+    let rq = |d: usize, hidden: &[usize], seed: u64| {
+        RqVaeConfig::new(d)
+            .with_hidden(hidden.to_vec())
+            .with_code_dim(cfg.code_dim)
+            .with_levels(cfg.levels)
+            .with_codebook_size(cfg.codebook_size)
+            .with_seed(seed)
+    };
+    let cf_hidden = cfg.flexcode.cf_hidden.as_deref().unwrap_or(&cfg.hidden);
+    FlexCodeModelConfig::new(rq(d_sem, &cfg.hidden, seed), rq(d_cf, cf_hidden, seed.wrapping_add(1)))
+        .with_shared_dim(cfg.flexcode.shared_dim)
+        .with_router_hidden(cfg.flexcode.router_hidden)
+        .with_seed(seed.wrapping_add(2))
+}
+
+/// Trains FlexCode on `inputs` with the `[tokenizer]` settings `cfg` (its `flexcode` section;
+/// seed `cfg.seed`, 0 when unset) on `device` (training runs on its autodiff form), then makes
+/// the collision-free IDs. `on_epoch` sees every log line as it is made. Inputs or settings
+/// that cannot be trained on are errors naming the problem.
+pub fn train_flexcode(
+    inputs: &FlexCodeInputs,
+    cfg: &TokenizerConfig,
+    device: &Device,
+    mut on_epoch: impl FnMut(&FlexEpochLog),
+) -> Result<FlexCodeResult, String> {
+    let started = Instant::now();
+    cfg.validate().map_err(|(k, m)| format!("{k}: {m}"))?;
+    let n = inputs.validate()?;
+    let f = &cfg.flexcode;
+    if f.router && f.lambda_transition > 0.0 && inputs.transitions.is_empty() {
+        return Err("no training transitions: the router learns from them (or set tokenizer.flexcode.lambda_transition = 0)".into());
+    }
+    let device = device.clone().without_autodiff();
+    let data = TrainData::new(inputs, &device);
+    let seed = cfg.seed.unwrap_or(0);
+    let arch = model_config(cfg, data.x_sem.dims()[1], data.x_cf.dims()[1], seed);
+    let model = arch.init(&device);
+    let kopts = |seed| TrainOptions {
+        kmeans_iters: cfg.kmeans_iters,
+        balanced_kmeans: cfg.balanced_kmeans.then_some((cfg.sinkhorn_epsilon, cfg.sinkhorn_iters)),
+        encode_batch: cfg.encode_batch,
+        seed,
+        ..TrainOptions::default()
+    };
+    let model = FlexCode {
+        sem: kmeans_init(model.sem, &data.x_sem, &kopts(seed)),
+        cf: kmeans_init(model.cf, &data.x_cf, &kopts(seed.wrapping_add(1))),
+        ..model
+    };
+    let mut catalogue = model.catalogue(&data.x_sem, &data.x_cf, &data.stats, cfg.encode_batch);
+    let mut model = model.to_device(&device.clone().autodiff()).train();
+    let mut optim = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).with_epsilon(1e-8).init();
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xf1e7_c0de);
+    let (levels, k) = (cfg.levels, cfg.codebook_size);
+    let steps = n.div_ceil(cfg.batch_size);
+    let use_transitions = f.lambda_transition > 0.0 && !inputs.transitions.is_empty();
+    let tb = f.transition_batch.min(inputs.transitions.len()).max(1);
+    let mut log = Vec::with_capacity(cfg.epochs);
+    for epoch in 1..=cfg.epochs {
+        let tau = f.tau(epoch, cfg.epochs);
+        let perm = Tensor::<1, Int>::from_ints(TensorData::new(permutation(n, &mut rng), [n]), &device);
+        let sample = use_transitions.then(|| {
+            let (src, dst): (Vec<i64>, Vec<i64>) = (0..steps * tb)
+                .map(|_| inputs.transitions[rng.random_range(0..inputs.transitions.len())])
+                .map(|(a, b)| (a as i64, b as i64))
+                .unzip();
+            let up = |v: Vec<i64>| Tensor::<1, Int>::from_ints(TensorData::new(v, [steps * tb]), &device);
+            (up(src), up(dst))
+        });
+        let mut sums = Tensor::<1>::zeros([9], &device);
+        let mut counts = (Tensor::<2>::zeros([levels, k], &device), Tensor::<2>::zeros([levels, k], &device));
+        for s in 0..steps {
+            let (start, end) = (s * cfg.batch_size, ((s + 1) * cfg.batch_size).min(n));
+            let batch = StepBatch {
+                items: perm.clone().slice(start..end),
+                transitions: sample.as_ref().map(|(a, b)| (a.clone().slice(s * tb..(s + 1) * tb), b.clone().slice(s * tb..(s + 1) * tb))),
+            };
+            let out = step_losses(&model, &data, &catalogue, &batch, tau, cfg);
+            let total = out.total(f);
+            let total_plain = total.clone().detach().without_autodiff();
+            sums = sums + Tensor::cat(vec![out.terms(), total_plain], 0);
+            if cfg.reset_dead_codes {
+                counts.0 = counts.0 + code_counts(out.sem_codes.clone(), k);
+                counts.1 = counts.1 + code_counts(out.cf_codes.clone(), k);
+            }
+            let grads = GradientsParams::from_grads(total.backward(), &model);
+            model = optim.step(cfg.lr, model, grads);
+        }
+        let mut moved = Tensor::<1>::zeros([2 * levels], &device);
+        if cfg.reset_dead_codes && epoch < cfg.epochs {
+            let (sem, moved_sem) = reset_dead_codes(model.sem, counts.0, &data.x_sem, &mut rng);
+            let (cf, moved_cf) = reset_dead_codes(model.cf, counts.1, &data.x_cf, &mut rng);
+            model = FlexCode { sem, cf, ..model };
+            moved = Tensor::cat(vec![moved_sem, moved_cf], 0);
+        }
+        let plain = model.valid();
+        catalogue = plain.catalogue(&data.x_sem, &data.x_cf, &data.stats, cfg.encode_batch);
+        let mean_share = if f.router {
+            plain.router.forward(catalogue.router_in.clone(), f.router_temperature).mean()
+        } else {
+            Tensor::<1>::full([1], f.fixed_cf_tokens as f64 / levels as f64, &device)
+        };
+        let line: Vec<f32> = Tensor::cat(vec![sums.div_scalar(steps as f64), mean_share, moved], 0)
+            .into_data()
+            .try_into_vec_as()
+            .map_err(|e| format!("reading the epoch's losses back: {e:?}"))?;
+        let v = |i: usize| line[i] as f64;
+        let codes = |r: std::ops::Range<usize>| line[r].iter().map(|&m| m as usize).collect::<Vec<_>>();
+        let entry = FlexEpochLog {
+            epoch,
+            sem_recon: v(0),
+            sem_quant: v(1),
+            cf_recon: v(2),
+            cf_quant: v(3),
+            align: v(4),
+            transition: v(5),
+            balance: v(6),
+            smooth: v(7),
+            total: v(8),
+            mean_cf_share: v(9),
+            tau,
+            reset_codes_sem: codes(10..10 + levels),
+            reset_codes_cf: codes(10 + levels..10 + 2 * levels),
+            elapsed_s: started.elapsed().as_secs_f64(),
+        };
+        on_epoch(&entry);
+        log.push(entry);
+    }
+    let model = model.valid();
+    let ids = assign_flex_ids(&model, &data, cfg)?;
+    let metrics = flex_metrics(&ids, &inputs.counts, cfg, started.elapsed().as_secs_f64());
+    Ok(FlexCodeResult { model, ids, counts: inputs.counts.clone(), log, metrics })
+}
