@@ -62,14 +62,14 @@ fn main() {
 
         let run_forward = |h: &[Vec<u32>]| {
             let refs: Vec<&[u32]> = h.iter().map(Vec::as_slice).collect();
-            let enc = items.encoder_input(&refs).to_device(&device);
+            let enc = model.encoder_batch(&items.encoder_input(&refs), &device);
             let targets: Vec<u32> = h.iter().map(|x| x[0]).collect();
             let dec = items.decoder_input(&targets).to_device(&device);
             model.loss(&enc, &dec).into_scalar::<f32>()
         };
         let run_beam = |h: &[Vec<u32>]| {
             let refs: Vec<&[u32]> = h.iter().map(Vec::as_slice).collect();
-            let enc = items.encoder_input(&refs).to_device(&device);
+            let enc = model.encoder_batch(&items.encoder_input(&refs), &device);
             beam_search(&model, &enc, &trie, beam, beam)
         };
         // Warm-up: compiles the kernels of one batch's shapes.
