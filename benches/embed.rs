@@ -88,10 +88,10 @@ fn main() {
         }
     }
     for dev in &devices {
-        let Some((choice, device)) = common::init_device(dev) else { continue };
-        let enc = SentenceEncoder::load(&model, max_len, &device)
-            .expect("model loads")
-            .with_pad_multiple(choice.default_pad_multiple());
+        let Some((_, device)) = common::init_device(dev) else { continue };
+        // As `sidrec embed` pads: buckets of 16 tokens where shapes compile kernels.
+        let pad = if sidrec::kernels::Capabilities::of(&device).fixed_shapes { 16 } else { 1 };
+        let enc = SentenceEncoder::load(&model, max_len, &device).expect("model loads").with_pad_multiple(pad);
         for (name, texts) in &inputs {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let tokens: usize = enc.tokenize(&refs).expect("tokenize").iter().map(Vec::len).sum();

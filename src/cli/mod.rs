@@ -8,6 +8,7 @@ pub mod data_cmd;
 pub mod device;
 pub mod embed_cmd;
 pub mod eval_cmd;
+pub mod flexcode_cmd;
 pub mod lock;
 pub mod quickstart;
 pub mod recommend_cmd;
@@ -132,6 +133,10 @@ pub enum Command {
         /// Overrides tokenizer.import.
         #[arg(long = "import")]
         import: Option<PathBuf>,
+        /// FlexCode's collaborative item embeddings (.npy, .safetensors, or a SASRec run folder).
+        /// Overrides tokenizer.flexcode.cf_embeddings.
+        #[arg(long = "cf-embeddings")]
+        cf_embeddings: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -225,8 +230,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             embed_cmd::run(&cfg)
         }
-        Command::Tokenize { dataset, embeddings, import, common } => {
+        Command::Tokenize { dataset, embeddings, import, cf_embeddings, common } => {
             let mut cfg = common.config(dataset.as_deref())?;
+            if cf_embeddings.is_some() {
+                cfg.tokenizer.flexcode.cf_embeddings = cf_embeddings;
+            }
             if embeddings.is_some() {
                 cfg.tokenizer.embeddings = embeddings;
             }

@@ -41,7 +41,7 @@ fn index_name(dataset: &str) -> String {
 }
 
 /// The item vectors to tokenize: the configured file, or the synthetic dataset's features.
-fn item_vectors(cfg: &RunConfig, p: &Prepared) -> Result<(Embeddings, String)> {
+pub(super) fn item_vectors(cfg: &RunConfig, p: &Prepared) -> Result<(Embeddings, String)> {
     let t = &cfg.tokenizer;
     match (&t.embeddings, &p.synthetic) {
         (Some(path), _) => {
@@ -192,20 +192,18 @@ pub fn run(cfg: &RunConfig) -> Result<()> {
     let device = cfg.run.device.init()?;
     let dir = run_dir(cfg, "tokenize")?;
     write_id_maps(&p.ds, &dir)?;
-    let (_, metrics, out) = tokenize_items(cfg, &p, &dir, &device)?;
-    summary(&metrics, &out);
+    tokenize_items(cfg, &p, &dir, &device)?;
     Ok(())
 }
 
-/// Trains the configured tokenizer on the items of `p` and writes into `dir` the index file,
-/// the tokenizer, its description and its metrics. Returns the collision-free IDs, the
-/// metrics and the index file's path. `sidrec train` calls this when no index is given.
-pub fn tokenize_items(
-    cfg: &RunConfig,
-    p: &Prepared,
-    dir: &Path,
-    device: &burn::tensor::Device,
-) -> Result<(SemanticIndex, TokenizerMetrics, std::path::PathBuf)> {
+/// Trains the configured tokenizer on the items of `p`, writes into `dir` the index file, the
+/// tokenizer, its description and its metrics, and prints a summary. Returns the
+/// collision-free IDs and the index file's path. `sidrec train` calls this when no index is
+/// given.
+pub fn tokenize_items(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &burn::tensor::Device) -> Result<(SemanticIndex, std::path::PathBuf)> {
+    if cfg.tokenizer.kind == TokenizerKind::Flexcode {
+        return super::flexcode_cmd::tokenize_flexcode(cfg, p, dir, device, &index_name(&p.ds.name));
+    }
     let started = Instant::now();
     let t = &cfg.tokenizer;
     let (emb, source) = item_vectors(cfg, p)?;
@@ -225,7 +223,7 @@ pub fn tokenize_items(
             bar.finish_and_clear();
             tok
         }
-        TokenizerKind::Flexcode => anyhow::bail!("tokenizer.kind = \"flexcode\" needs collaborative embeddings; it runs through tokenize_flexcode"),
+        TokenizerKind::Flexcode => unreachable!("FlexCode returned above"),
     };
     // The IDs are computed with the tokenizer as a reload would build it (bit-identical codes).
     let tokenizer = tokenizer.canonical(device);
@@ -256,7 +254,8 @@ pub fn tokenize_items(
     };
     crate::artifact::write_json(&dir.join("tokenizer.json"), &info)?;
     crate::artifact::write_json(&dir.join("metrics.json"), &metrics)?;
-    Ok((index, metrics, out))
+    summary(&metrics, &out);
+    Ok((index, out))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use burn::tensor::Device;
 use super::config::RunConfig;
 use super::eval_cmd::{evaluate_checkpoint, print_results};
 use super::run::{expand_home, prepare, run_dir, write_id_maps, Prepared};
-use super::tokenize_cmd::{summary, tokenize_items};
+use super::tokenize_cmd::tokenize_items;
 use crate::data::{Codebook, SemanticIndex};
 use crate::kernels::Capabilities;
 use crate::model::{ItemTokens, TokenVocab, VocabError};
@@ -50,8 +50,7 @@ pub fn semantic_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) 
             eprintln!("semantic IDs: no model.index given, training the {} tokenizer first", cfg.tokenizer.kind);
             let tdir = dir.join("tokenizer");
             std::fs::create_dir_all(&tdir).with_context(|| format!("{}: cannot create", tdir.display()))?;
-            let (index, metrics, out) = tokenize_items(cfg, p, &tdir, device)?;
-            summary(&metrics, &out);
+            let (index, out) = tokenize_items(cfg, p, &tdir, device)?;
             Ok((index, out))
         }
     }

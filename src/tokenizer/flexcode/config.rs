@@ -7,6 +7,8 @@
 //! epochs, batch, AdamW, beta, k-means, Sinkhorn, collision rounds, seed) are the
 //! `[tokenizer]` ones and apply to both codebooks.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// How tau (the softness of the level weights) goes from `tau_start` to `tau_end` over the
@@ -25,6 +27,20 @@ pub enum TauSchedule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FlexCodeConfig {
+    /// Collaborative (CF) item embeddings: a `.npy` or `.safetensors` matrix with one row per
+    /// item in dense-id order, or a SASRec run folder (its `item_embeddings.npy`). Left out,
+    /// `sidrec tokenize` trains SASRec on the training split first (`[model.sasrec]`, with the
+    /// `sasrec_*` keys below) and uses its item table.
+    pub cf_embeddings: Option<PathBuf>,
+    /// Tensor name inside a `.safetensors` CF file holding several tensors.
+    pub cf_embeddings_key: Option<String>,
+    /// Epochs of the SASRec run that makes the CF embeddings when none are given (early
+    /// stopping on the validation loss, patience `sasrec_patience`).
+    pub sasrec_epochs: usize,
+    /// Its AdamW learning rate.
+    pub sasrec_lr: f64,
+    /// Its early-stopping patience.
+    pub sasrec_patience: usize,
     /// Learned per-item split. `false`: every item gets `fixed_cf_tokens` CF tokens (0 = a
     /// semantic-only ID, `levels` = a CF-only one).
     pub router: bool,
@@ -70,6 +86,11 @@ pub struct FlexCodeConfig {
 impl Default for FlexCodeConfig {
     fn default() -> Self {
         Self {
+            cf_embeddings: None,
+            cf_embeddings_key: None,
+            sasrec_epochs: 30,
+            sasrec_lr: 1e-3,
+            sasrec_patience: 5,
             router: true,
             fixed_cf_tokens: 2,
             router_hidden: 16,
@@ -100,6 +121,7 @@ impl FlexCodeConfig {
             ("tokenizer.flexcode.router_hidden", self.router_hidden),
             ("tokenizer.flexcode.shared_dim", self.shared_dim),
             ("tokenizer.flexcode.transition_batch", self.transition_batch),
+            ("tokenizer.flexcode.sasrec_epochs", self.sasrec_epochs),
         ] {
             if v == 0 {
                 return Err((k, "must be at least 1".into()));
@@ -111,6 +133,7 @@ impl FlexCodeConfig {
             ("tokenizer.flexcode.tau_end", self.tau_end),
             ("tokenizer.flexcode.align_temperature", self.align_temperature),
             ("tokenizer.flexcode.transition_temperature", self.transition_temperature),
+            ("tokenizer.flexcode.sasrec_lr", self.sasrec_lr),
         ] {
             if !(v > 0.0 && v.is_finite()) {
                 return Err((k, format!("must be a positive number, got {v}")));

@@ -1,0 +1,184 @@
+//! `sidrec tokenize` with `tokenizer.kind = "flexcode"` (SPEC section 5): the dual-codebook
+//! tokenizer over the item text embeddings and the collaborative (CF) embeddings.
+//!
+//! The CF embeddings are `tokenizer.flexcode.cf_embeddings` (a matrix file, or a SASRec run
+//! folder); without it a SASRec model is trained first on the training split into
+//! `<tokenizer folder>/sasrec/` and its item table is used. The router's statistics and the
+//! transitions come from the training split only (`data::item_stats`). Writes into the
+//! tokenizer folder the mixed index `<dataset>.index.json` (uppercase letters = CF tokens),
+//! `cf_share.csv`, `train_log.jsonl`, `metrics.json`, `cf_share.png`, `tokenizer.json` and the
+//! two RQ-VAEs (`semantic.safetensors`, `collaborative.safetensors`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::config::RunConfig;
+use super::run::{expand_home, Prepared};
+use crate::data::{training_transitions, Embeddings, ItemStats};
+use crate::model::GeneratorKind;
+use crate::tokenizer::flexcode::{train_flexcode, write_report, FlexCodeInputs, FlexCodeMetrics};
+use crate::tokenizer::{save, Tokenizer, TokenizerConfig};
+use crate::train::sasrec_task::embedding_paths;
+use crate::train::TrainConfig;
+
+/// What `tokenizer.json` records for a FlexCode run.
+#[derive(Debug, serde::Serialize)]
+struct FlexCodeInfo<'a> {
+    kind: &'static str,
+    settings: &'a TokenizerConfig,
+    seed: u64,
+    dataset: &'a str,
+    items: usize,
+    embeddings: String,
+    cf_embeddings: String,
+}
+
+/// The SASRec run that makes CF embeddings when none are given: `[model.sasrec]` with the
+/// `tokenizer.flexcode.sasrec_*` training settings, early stopping on the validation loss.
+fn sasrec_config(cfg: &RunConfig, dir: &Path) -> RunConfig {
+    let f = &cfg.tokenizer.flexcode;
+    let mut c = cfg.clone();
+    c.model.kind = GeneratorKind::Sasrec;
+    c.run.out_dir = Some(dir.to_path_buf());
+    c.train = TrainConfig {
+        epochs: f.sasrec_epochs,
+        batch_size: 128,
+        lr: f.sasrec_lr,
+        weight_decay: 0.0,
+        warmup_fraction: 0.0,
+        grad_clip: 0.0,
+        patience: f.sasrec_patience,
+        fixed_shapes: cfg.train.fixed_shapes,
+        ..TrainConfig::default()
+    };
+    c
+}
+
+/// The CF embeddings and where they come from: the configured file or SASRec run folder, or a
+/// SASRec model trained now into `<dir>/sasrec/`.
+pub fn cf_embeddings(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Result<(Embeddings, String)> {
+    let f = &cfg.tokenizer.flexcode;
+    let path = match &f.cf_embeddings {
+        Some(path) => {
+            let path = expand_home(&path.to_string_lossy());
+            if path.is_dir() { embedding_paths(&path).0 } else { path }
+        }
+        None => {
+            let sdir = dir.join("sasrec");
+            let (npy, _) = embedding_paths(&sdir);
+            if !npy.is_file() {
+                eprintln!("CF embeddings: no tokenizer.flexcode.cf_embeddings given, training SASRec first ({})", sdir.display());
+                std::fs::create_dir_all(&sdir).with_context(|| format!("{}: cannot create", sdir.display()))?;
+                let scfg = sasrec_config(cfg, &sdir);
+                crate::artifact::write_bytes(&sdir.join("config.toml"), scfg.to_toml().as_bytes())?;
+                super::sasrec_cmd::train(&scfg, p, &sdir, device)?;
+            }
+            npy
+        }
+    };
+    let key = if path.extension().is_some_and(|e| e == "safetensors") { f.cf_embeddings_key.as_deref() } else { None };
+    let emb = Embeddings::load(&path, key)?;
+    emb.check_rows(&path, p.ds.num_items())?;
+    Ok((emb, path.display().to_string()))
+}
+
+fn tensor(e: &Embeddings, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(e.data.clone(), [e.rows, e.dim]), device)
+}
+
+/// Prints what a FlexCode run produced.
+fn summary(m: &FlexCodeMetrics, index: &Path) {
+    println!("{} items, flexcode tokenizer (budget {} tokens), {:.1}s", m.items, m.levels, m.seconds);
+    let used = |levels: &[crate::tokenizer::LevelUsage]| {
+        levels.iter().map(|l| format!("{}/{}", l.used_codes, l.codebook_size)).collect::<Vec<_>>().join(", ")
+    };
+    println!("used codes per level: semantic {}; collaborative {}", used(&m.semantic_levels), used(&m.collaborative_levels));
+    println!(
+        "CF share (mean a, mean CF tokens): all {:.3} / {:.2}, head {:.3} / {:.2}, tail {:.3} / {:.2} ({})",
+        m.all.mean_cf_share,
+        m.all.mean_cf_tokens,
+        m.head.mean_cf_share,
+        m.head.mean_cf_tokens,
+        m.tail.mean_cf_share,
+        m.tail.mean_cf_tokens,
+        m.bucket_rule
+    );
+    let c = &m.collisions;
+    println!(
+        "collision rate: {:.4} raw ({} items), {:.4} after {} Sinkhorn round(s), {} final; IDs have {} tokens{}",
+        c.rate_before,
+        c.colliding_items_before,
+        c.rate_after_sinkhorn,
+        c.sinkhorn_rounds,
+        c.rate_final,
+        m.id_length,
+        if c.disambiguation_level { " (disambiguation level added)" } else { "" }
+    );
+    println!("wrote {}", index.display());
+}
+
+/// Trains FlexCode on the items of `p` and writes its outputs into `dir`; returns the mixed,
+/// collision-free index and the index file's path.
+pub fn tokenize_flexcode(
+    cfg: &RunConfig,
+    p: &Prepared,
+    dir: &Path,
+    device: &Device,
+    index_file: &str,
+) -> Result<(crate::data::SemanticIndex, PathBuf)> {
+    let started = Instant::now();
+    let (sem, sem_source) = super::tokenize_cmd::item_vectors(cfg, p)?;
+    let (cf, cf_source) = cf_embeddings(cfg, p, dir, device)?;
+    let stats = ItemStats::from_training(&p.ds);
+    let inputs = FlexCodeInputs {
+        x_sem: tensor(&sem, device),
+        x_cf: tensor(&cf, device),
+        stats: stats.features(),
+        counts: stats.counts.clone(),
+        transitions: training_transitions(&p.ds),
+    };
+    let seed = cfg.tokenizer.seed.unwrap_or(cfg.run.seed);
+    let t = TokenizerConfig { seed: Some(seed), ..cfg.tokenizer.clone() };
+    let bar = ProgressBar::new(t.epochs as u64).with_style(
+        ProgressStyle::with_template("flexcode {bar:40} epoch {pos}/{len}, {msg}, eta {eta}").expect("valid template"),
+    );
+    bar.set_message("k-means initialisation");
+    let every = t.eval_every.max(1);
+    let result = train_flexcode(&inputs, &t, device, |l| {
+        bar.set_position(l.epoch as u64);
+        bar.set_message(format!("loss {:.4}, mean CF share {:.3}", l.total, l.mean_cf_share));
+        if l.epoch % every == 0 || l.epoch == t.epochs {
+            let text = format!(
+                "epoch {:>4}: total {:.4} | semantic recon {:.4} quant {:.4} | CF recon {:.4} quant {:.4} | align {:.4} transition {:.4} balance {:.5} smooth {:.6} | mean a {:.3} tau {:.3}",
+                l.epoch, l.total, l.sem_recon, l.sem_quant, l.cf_recon, l.cf_quant, l.align, l.transition, l.balance, l.smooth, l.mean_cf_share, l.tau
+            );
+            bar.suspend(|| eprintln!("{text}"));
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("flexcode: {e}"))?;
+    bar.finish_and_clear();
+    let out = dir.join(index_file);
+    result.ids.index.write(&out, &p.ds.items)?;
+    write_report(dir, &result, &p.ds.items).map_err(|e| anyhow::anyhow!("{e}"))?;
+    save(&Tokenizer::RqVae(result.model.sem.clone()), &dir.join("semantic.safetensors"))?;
+    save(&Tokenizer::RqVae(result.model.cf.clone()), &dir.join("collaborative.safetensors"))?;
+    let info = FlexCodeInfo {
+        kind: "flexcode",
+        settings: &t,
+        seed,
+        dataset: &p.ds.name,
+        items: p.ds.num_items(),
+        embeddings: sem_source,
+        cf_embeddings: cf_source,
+    };
+    crate::artifact::write_json(&dir.join("tokenizer.json"), &info)?;
+    let mut metrics = result.metrics.clone();
+    metrics.seconds = started.elapsed().as_secs_f64();
+    crate::artifact::write_json(&dir.join("metrics.json"), &metrics)?;
+    summary(&metrics, &out);
+    Ok((result.ids.index, out))
+}
