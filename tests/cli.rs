@@ -511,3 +511,57 @@ fn sasrec_trains_beats_most_popular_recommends_and_exports_embeddings_for_tokeni
     let out = run(d, &tiny(&["train", "synthetic", "--device", "cpu", "--out", "s"], "1"));
     assert_clean_failure(&out, &["holds a sasrec model", "tiger", "--restart"]);
 }
+
+/// FlexCode end to end through the CLI on `cpu`: the study trains SASRec for the CF
+/// embeddings, tokenizes with the dual codebooks (mixed IDs), trains and evaluates the
+/// generator beside TIGER's semantic IDs, and writes one table; then `tokenize` alone with the
+/// SASRec run folder as `--cf-embeddings`.
+#[test]
+fn flexcode_tokenizes_mixed_ids_and_the_study_compares_it_with_tiger() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut args = tiny(&["flexcode-study", "synthetic", "--device", "cpu", "--out", "study", "--variants", "tiger,flexcode"], "1");
+    args.extend(
+        [
+            "--set", "synthetic.cf_pairs=10", "--set", "synthetic.p_cf=0.5", "--set", "tokenizer.flexcode.sasrec_epochs=2",
+            "--set", "model.sasrec.hidden=16", "--set", "model.sasrec.max_len=10", "--set", "tokenizer.flexcode.transition_batch=64",
+        ]
+        .map(String::from),
+    );
+    let out = run(d, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = std::fs::read_to_string(d.join("study/study.md")).unwrap();
+    for want in ["| 3 | tiger |", "| 3 | flexcode |", "head R@10", "tail N@10"] {
+        assert!(table.contains(want), "{want} missing from:\n{table}");
+    }
+    let study: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("study/study.json")).unwrap()).unwrap();
+    assert_eq!(study.as_array().unwrap().len(), 2);
+    let tok = d.join("study/seed-42/L3/flexcode/tokenizer");
+    for f in ["synthetic.index.json", "cf_share.csv", "cf_share.png", "train_log.jsonl", "metrics.json", "tokenizer.json"] {
+        assert!(tok.join(f).is_file(), "{f} missing");
+    }
+    let index = std::fs::read_to_string(tok.join("synthetic.index.json")).unwrap();
+    assert!(index.contains("\"<A_") && index.contains("\"<a_"), "the IDs mix both codebooks");
+    let log = std::fs::read_to_string(tok.join("train_log.jsonl")).unwrap();
+    for term in ["sem_recon", "cf_quant", "align", "transition", "balance", "smooth"] {
+        assert!(log.contains(term), "{term} missing from the log");
+    }
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tok.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["collisions"]["rate_final"], 0.0);
+    assert!(m["head"]["mean_cf_share"].as_f64().is_some() && m["popularity_buckets"].as_array().unwrap().len() == 5, "{m}");
+
+    // tokenize alone, reusing the study's SASRec run for the CF embeddings.
+    let sasrec = d.join("study/seed-42/sasrec");
+    let mut args = tiny(&["tokenize", "synthetic", "--device", "cpu", "--out", "tok", "--cf-embeddings", sasrec.to_str().unwrap()], "1");
+    args.extend(["--set", "synthetic.cf_pairs=10", "--set", "synthetic.p_cf=0.5", "--set", "tokenizer.kind=\"flexcode\""].map(String::from));
+    let out = run(d, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CF share (mean a, mean CF tokens)"));
+    assert!(!d.join("tok/sasrec").exists(), "the given CF embeddings are used, no SASRec is trained");
+    // CF embeddings with the wrong number of rows name the file.
+    let bad = d.join("bad.npy");
+    sidrec::data::Embeddings::new(3, 4, vec![0.5; 12]).save_npy(&bad).unwrap();
+    let mut args = tiny(&["tokenize", "synthetic", "--device", "cpu", "--out", "bad", "--cf-embeddings", bad.to_str().unwrap()], "1");
+    args.extend(["--set", "tokenizer.kind=\"flexcode\""].map(String::from));
+    assert_clean_failure(&run(d, &args), &["bad.npy", "has 3 rows"]);
+}

@@ -14,6 +14,7 @@ pub mod quickstart;
 pub mod recommend_cmd;
 pub mod run;
 pub mod sasrec_cmd;
+pub mod study_cmd;
 pub mod tokenize_cmd;
 pub mod train_cmd;
 
@@ -140,6 +141,25 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// FlexCode against TIGER's semantic IDs, CF-only IDs and a fixed split (and the ablations),
+    /// from the same data, split and seeds: tokenizes, trains model.kind and evaluates each, then
+    /// writes one table (overall, head and tail Recall/NDCG@5/10) to <out>/study.md.
+    FlexcodeStudy {
+        /// Dataset: `synthetic`, a dataset folder or an interaction file (default: data.dataset).
+        dataset: Option<String>,
+        /// Comma-separated variants: tiger, semantic-only, cf-only, fixed-split, flexcode,
+        /// no-align, no-smooth, no-balance.
+        #[arg(long, value_delimiter = ',', default_value = "tiger,cf-only,fixed-split,flexcode")]
+        variants: Vec<String>,
+        /// Comma-separated seeds (default: run.seed).
+        #[arg(long, value_delimiter = ',')]
+        seeds: Vec<u64>,
+        /// Comma-separated token budgets L (default: tokenizer.levels).
+        #[arg(long, value_delimiter = ',')]
+        levels: Vec<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Train a model (TIGER, DiscRec or SASRec: model.kind, see [model] and [train]) to early
     /// stopping, with checkpoints; an interrupted run resumes when started again. Evaluates the
     /// best epoch; SASRec also exports its item embeddings (item_embeddings.npy).
@@ -242,6 +262,13 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 cfg.tokenizer.import = import;
             }
             tokenize_cmd::run(&cfg)
+        }
+        Command::FlexcodeStudy { dataset, variants, seeds, levels, common } => {
+            let cfg = common.config(dataset.as_deref())?;
+            let variants = variants.iter().map(|v| study_cmd::Variant::parse(v)).collect::<Result<Vec<_>>>()?;
+            let seeds = if seeds.is_empty() { vec![cfg.run.seed] } else { seeds };
+            let levels = if levels.is_empty() { vec![cfg.tokenizer.levels] } else { levels };
+            study_cmd::run(&cfg, &variants, &seeds, &levels).map(|_| ())
         }
         Command::Train { dataset, index, restart, common } => {
             let mut cfg = common.config(dataset.as_deref())?;
