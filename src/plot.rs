@@ -127,6 +127,45 @@ struct Panel<'a> {
     series: Vec<(&'a str, Rgb, Vec<(f64, f64)>)>,
 }
 
+/// A plot area `(left, right, top, bottom)` in pixels over the data ranges `x` and `y`.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    area: (i64, i64, i64, i64),
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+impl Frame {
+    fn px(&self, x: f64) -> i64 {
+        let (left, right, _, _) = self.area;
+        left + ((x - self.x.0) / (self.x.1 - self.x.0).max(1e-12) * (right - left) as f64).round() as i64
+    }
+
+    fn py(&self, y: f64) -> i64 {
+        let (_, _, top, bottom) = self.area;
+        bottom - ((y - self.y.0) / (self.y.1 - self.y.0).max(1e-12) * (bottom - top) as f64).round() as i64
+    }
+
+    /// Grid lines with tick labels and the two axes; `whole_x` keeps only whole-number x ticks.
+    fn draw_axes(&self, c: &mut Canvas, whole_x: bool) {
+        let (left, right, top, bottom) = self.area;
+        for t in ticks(self.y.0, self.y.1, 5) {
+            let y = self.py(t);
+            c.line((left, y), (right, y), GRID, 1);
+            let l = label(t);
+            c.text(left - 6 - Canvas::text_width(&l, 1), y - 4, &l, BLACK, 1);
+        }
+        for t in ticks(self.x.0, self.x.1, 10).into_iter().filter(|t| !whole_x || t.fract() == 0.0) {
+            let x = self.px(t);
+            c.line((x, top), (x, bottom), GRID, 1);
+            let l = label(t);
+            c.text(x - Canvas::text_width(&l, 1) / 2, bottom + 6, &l, BLACK, 1);
+        }
+        c.line((left, top), (left, bottom), BLACK, 1);
+        c.line((left, bottom), (right, bottom), BLACK, 1);
+    }
+}
+
 fn draw_panel(c: &mut Canvas, p: &Panel, x_range: (f64, f64)) {
     let (left, right) = (80i64, c.w as i64 - 20);
     let (top, bottom) = (p.top + 24, p.top + p.height - 28);
@@ -138,24 +177,10 @@ fn draw_panel(c: &mut Canvas, p: &Panel, x_range: (f64, f64)) {
     let pad = ((hi - lo) * 0.05).max(hi.abs() * 1e-3).max(1e-12);
     lo -= pad;
     hi += pad;
-    let (x0, x1) = x_range;
-    let px = |x: f64| left + ((x - x0) / (x1 - x0).max(1e-12) * (right - left) as f64).round() as i64;
-    let py = |y: f64| bottom - ((y - lo) / (hi - lo) * (bottom - top) as f64).round() as i64;
-    for t in ticks(lo, hi, 5) {
-        let y = py(t);
-        c.line((left, y), (right, y), GRID, 1);
-        let l = label(t);
-        c.text(left - 6 - Canvas::text_width(&l, 1), y - 4, &l, BLACK, 1);
-    }
+    let frame = Frame { area: (left, right, top, bottom), x: x_range, y: (lo, hi) };
+    let (px, py) = (|x: f64| frame.px(x), |y: f64| frame.py(y));
     // Epochs are whole numbers: no fractional ticks on the x axis.
-    for t in ticks(x0, x1, 10).into_iter().filter(|t| t.fract() == 0.0) {
-        let x = px(t);
-        c.line((x, top), (x, bottom), GRID, 1);
-        let l = label(t);
-        c.text(x - Canvas::text_width(&l, 1) / 2, bottom + 6, &l, BLACK, 1);
-    }
-    c.line((left, top), (left, bottom), BLACK, 1);
-    c.line((left, bottom), (right, bottom), BLACK, 1);
+    frame.draw_axes(c, true);
     c.text(left, p.top + 4, p.title, BLACK, 2);
     let mut legend_x = right;
     for (name, colour, points) in p.series.iter().rev() {
@@ -231,22 +256,9 @@ pub fn scatter(
     };
     let (x0, x1) = range(&mut finite.iter().map(|p| p.0));
     let (y0, y1) = y_range.unwrap_or_else(|| range(&mut finite.iter().map(|p| p.1)));
-    let px = |x: f64| left + ((x - x0) / (x1 - x0).max(1e-12) * (right - left) as f64).round() as i64;
-    let py = |y: f64| bottom - ((y - y0) / (y1 - y0).max(1e-12) * (bottom - top) as f64).round() as i64;
-    for t in ticks(y0, y1, 5) {
-        let y = py(t);
-        c.line((left, y), (right, y), GRID, 1);
-        let l = label(t);
-        c.text(left - 6 - Canvas::text_width(&l, 1), y - 4, &l, BLACK, 1);
-    }
-    for t in ticks(x0, x1, 10) {
-        let x = px(t);
-        c.line((x, top), (x, bottom), GRID, 1);
-        let l = label(t);
-        c.text(x - Canvas::text_width(&l, 1) / 2, bottom + 6, &l, BLACK, 1);
-    }
-    c.line((left, top), (left, bottom), BLACK, 1);
-    c.line((left, bottom), (right, bottom), BLACK, 1);
+    let frame = Frame { area: (left, right, top, bottom), x: (x0, x1), y: (y0, y1) };
+    let (px, py) = (|x: f64| frame.px(x), |y: f64| frame.py(y));
+    frame.draw_axes(&mut c, false);
     c.text(left, top - 16, y_label, BLACK, 1);
     c.text((left + right) / 2 - Canvas::text_width(x_label, 1) / 2, c.h as i64 - 20, x_label, BLACK, 1);
     for &(x, y) in &finite {

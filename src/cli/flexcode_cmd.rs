@@ -107,17 +107,7 @@ fn summary(m: &FlexCodeMetrics, index: &Path) {
         m.tail.mean_cf_tokens,
         m.bucket_rule
     );
-    let c = &m.collisions;
-    println!(
-        "collision rate: {:.4} raw ({} items), {:.4} after {} Sinkhorn round(s), {} final; IDs have {} tokens{}",
-        c.rate_before,
-        c.colliding_items_before,
-        c.rate_after_sinkhorn,
-        c.sinkhorn_rounds,
-        c.rate_final,
-        m.id_length,
-        if c.disambiguation_level { " (disambiguation level added)" } else { "" }
-    );
+    println!("{}", super::tokenize_cmd::collision_line(&m.collisions, m.id_length, "tokens"));
     println!("wrote {}", index.display());
 }
 

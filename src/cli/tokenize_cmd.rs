@@ -19,7 +19,7 @@ use super::run::{expand_home, prepare, run_dir, write_id_maps, Prepared};
 use crate::data::{Embeddings, SemanticIndex};
 use crate::tokenizer::train::{train_rqvae, EpochMetrics, TrainOptions};
 use crate::tokenizer::{
-    assign_ids, fix_imported, level_usage, save, CollisionOptions, KMeansConfig, ResidualKMeansConfig, RqKMeans,
+    assign_ids, fix_imported, level_usage, save, CollisionOptions, CollisionReport, KMeansConfig, ResidualKMeansConfig, RqKMeans,
     RqVaeConfig, Tokenizer, TokenizerConfig, TokenizerKind, TokenizerMetrics,
 };
 
@@ -168,18 +168,21 @@ pub fn summary(m: &TokenizerMetrics, index: &Path) {
     if let Some(r) = m.recon_mse {
         println!("reconstruction MSE: {r:.6}");
     }
-    let c = &m.collisions;
-    println!(
-        "collision rate: {:.4} raw ({} items), {:.4} after {} Sinkhorn round(s), {} final; IDs have {} levels{}",
+    println!("{}", collision_line(&m.collisions, m.id_length, "levels"));
+    println!("wrote {}", index.display());
+}
+
+/// The summary line of what collision handling did, for IDs of `id_length` `unit`s.
+pub(super) fn collision_line(c: &CollisionReport, id_length: usize, unit: &str) -> String {
+    format!(
+        "collision rate: {:.4} raw ({} items), {:.4} after {} Sinkhorn round(s), {} final; IDs have {id_length} {unit}{}",
         c.rate_before,
         c.colliding_items_before,
         c.rate_after_sinkhorn,
         c.sinkhorn_rounds,
         c.rate_final,
-        m.id_length,
         if c.disambiguation_level { " (disambiguation level added)" } else { "" }
-    );
-    println!("wrote {}", index.display());
+    )
 }
 
 /// Runs `sidrec tokenize`.

@@ -155,7 +155,7 @@ fn catalogue_losses(model: &RqVae, x: &Tensor<2>, batch: usize, beta: f64) -> (f
 /// # Shapes
 /// - codes: `[batch, levels]`
 /// - output: `[levels, codebook_size]`
-fn code_counts(codes: Tensor<2, Int>, k: usize) -> Tensor<2> {
+pub(crate) fn code_counts(codes: Tensor<2, Int>, k: usize) -> Tensor<2> {
     let [batch, levels] = codes.dims();
     let per_level = (0..levels)
         .map(|l| codes.clone().slice([0..batch, l..l + 1]).reshape([batch]).one_hot::<2>(k).float().sum_dim(0))
@@ -163,27 +163,36 @@ fn code_counts(codes: Tensor<2, Int>, k: usize) -> Tensor<2> {
     Tensor::cat(per_level, 0)
 }
 
-/// Moves the codes with zero count onto the level inputs of random items; returns the model
-/// and the number of codes moved per level (read back once per epoch).
-fn reset_dead_codes(model: RqVae, counts: Tensor<2>, x: &Tensor<2>, rng: &mut StdRng) -> (RqVae, Vec<usize>) {
+/// Moves the codes with zero count onto the level inputs of random items, on the device;
+/// returns the model and `[levels]` the number of codes moved (nothing is read back).
+pub(crate) fn reset_dead_codes_lazily(model: RqVae, counts: Tensor<2>, x: &Tensor<2>, rng: &mut StdRng) -> (RqVae, Tensor<1>) {
     let [levels, k] = counts.dims();
     let [n, _] = x.dims();
     let dead = counts.equal_elem(0.0); // [levels, k]
-    let moved: Vec<i64> = dead.clone().int().sum_dim(1).into_data().try_into_vec_as().expect("counts");
-    if moved.iter().all(|&m| m == 0) {
-        return (model, vec![0; levels]);
-    }
+    let moved = dead.clone().float().sum_dim(1).reshape([levels]);
     let sample: Vec<i64> = (0..k).map(|_| rng.random_range(0..n) as i64).collect();
     let sample = Tensor::<1, Int>::from_ints(TensorData::new(sample, [k]), &x.device());
     let plain = model.valid();
     let inputs = plain.quantizer.level_inputs(plain.encoder.forward(x.clone().select(0, sample)));
     let dead = (0..levels).map(|l| dead.clone().slice([l..l + 1, 0..k]).reshape([k])).collect();
     let quantizer = model.quantizer.reset_codes(dead, inputs);
-    (RqVae { quantizer, ..model }, moved.into_iter().map(|m| m as usize).collect())
+    (RqVae { quantizer, ..model }, moved)
+}
+
+/// [`reset_dead_codes_lazily`] after reading the counts back, skipped (and no random draw
+/// taken) when every code was used; returns the number of codes moved per level.
+fn reset_dead_codes(model: RqVae, counts: Tensor<2>, x: &Tensor<2>, rng: &mut StdRng) -> (RqVae, Vec<usize>) {
+    let [levels, _] = counts.dims();
+    let moved: Vec<i64> = counts.clone().equal_elem(0.0).int().sum_dim(1).into_data().try_into_vec_as().expect("counts");
+    if moved.iter().all(|&m| m == 0) {
+        return (model, vec![0; levels]);
+    }
+    let (model, _) = reset_dead_codes_lazily(model, counts, x, rng);
+    (model, moved.into_iter().map(|m| m as usize).collect())
 }
 
 /// A seeded permutation of `0..n` (Fisher-Yates).
-fn permutation(n: usize, rng: &mut StdRng) -> Vec<i64> {
+pub(crate) fn permutation(n: usize, rng: &mut StdRng) -> Vec<i64> {
     let mut p: Vec<i64> = (0..n as i64).collect();
     for i in (1..n).rev() {
         p.swap(i, rng.random_range(0..=i));

@@ -40,7 +40,7 @@ use crate::kernels::matmul::linear;
 use crate::tokenizer::config::TokenizerConfig;
 use crate::tokenizer::quantizer::QuantizeOptions;
 use crate::tokenizer::rqvae::{RqVae, RqVaeConfig};
-use crate::tokenizer::train::{kmeans_init, TrainOptions};
+use crate::tokenizer::train::{code_counts, kmeans_init, permutation, reset_dead_codes_lazily, TrainOptions};
 
 /// What FlexCode trains on: plain host data and two embedding matrices, all of the training
 /// split only (computed by the caller).
@@ -275,40 +275,6 @@ pub(crate) fn step_losses(
     StepLosses { sem_recon, sem_quant, cf_recon, cf_quant, align, transition, balance: bal, smooth, sem_codes, cf_codes }
 }
 
-/// How often each code was chosen in a batch, per level: `[levels, codebook_size]`.
-fn code_counts(codes: Tensor<2, Int>, k: usize) -> Tensor<2> {
-    let [batch, levels] = codes.dims();
-    let per_level = (0..levels)
-        .map(|l| codes.clone().slice([0..batch, l..l + 1]).reshape([batch]).one_hot::<2>(k).float().sum_dim(0))
-        .collect();
-    Tensor::cat(per_level, 0)
-}
-
-/// Moves the codes no item chose onto the level inputs of random items (as the RQ-VAE trainer
-/// does); returns the model and `[levels]` the number moved (read back with the log line).
-fn reset_dead_codes(rq: RqVae, counts: Tensor<2>, x: &Tensor<2>, rng: &mut StdRng) -> (RqVae, Tensor<1>) {
-    let [levels, k] = counts.dims();
-    let [n, _] = x.dims();
-    let dead = counts.equal_elem(0.0); // [levels, k]
-    let moved = dead.clone().float().sum_dim(1).reshape([levels]);
-    let sample: Vec<i64> = (0..k).map(|_| rng.random_range(0..n) as i64).collect();
-    let sample = Tensor::<1, Int>::from_ints(TensorData::new(sample, [k]), &x.device());
-    let plain = rq.valid();
-    let inputs = plain.quantizer.level_inputs(plain.encoder.forward(x.clone().select(0, sample)));
-    let dead = (0..levels).map(|l| dead.clone().slice([l..l + 1, 0..k]).reshape([k])).collect();
-    let quantizer = rq.quantizer.reset_codes(dead, inputs);
-    (RqVae { quantizer, ..rq }, moved)
-}
-
-/// A seeded permutation of `0..n` (Fisher-Yates).
-fn permutation(n: usize, rng: &mut StdRng) -> Vec<i64> {
-    let mut p: Vec<i64> = (0..n as i64).collect();
-    for i in (1..n).rev() {
-        p.swap(i, rng.random_range(0..=i));
-    }
-    p
-}
-
 /// The architecture `cfg` describes for embeddings of widths `d_sem` and `d_cf`.
 pub fn model_config(cfg: &TokenizerConfig, d_sem: usize, d_cf: usize, seed: u64) -> FlexCodeModelConfig {
     let rq = |d: usize, hidden: &[usize], seed: u64| {
@@ -401,8 +367,8 @@ pub fn train_flexcode(
         }
         let mut moved = Tensor::<1>::zeros([2 * levels], &device);
         if cfg.reset_dead_codes && epoch < cfg.epochs {
-            let (sem, moved_sem) = reset_dead_codes(model.sem, counts.0, &data.x_sem, &mut rng);
-            let (cf, moved_cf) = reset_dead_codes(model.cf, counts.1, &data.x_cf, &mut rng);
+            let (sem, moved_sem) = reset_dead_codes_lazily(model.sem, counts.0, &data.x_sem, &mut rng);
+            let (cf, moved_cf) = reset_dead_codes_lazily(model.cf, counts.1, &data.x_cf, &mut rng);
             model = FlexCode { sem, cf, ..model };
             moved = Tensor::cat(vec![moved_sem, moved_cf], 0);
         }
