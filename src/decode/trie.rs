@@ -49,6 +49,8 @@ pub struct TrieLevel {
 #[derive(Debug, Clone)]
 pub struct Trie {
     eos: bool,
+    /// The host tables, kept for the tests' walks only.
+    #[cfg(test)]
     host: Vec<HostLevel>,
     levels: Vec<TrieLevel>,
     final_items: Vec<u32>,
@@ -137,7 +139,14 @@ impl Trie {
         }
         let final_items = nodes.iter().map(|n| n.items[0]).collect();
         let levels = host.iter().map(|h| h.to_device(device)).collect();
-        Ok(Self { eos, host, levels, final_items, max_token })
+        Ok(Self {
+            eos,
+            #[cfg(test)]
+            host,
+            levels,
+            final_items,
+            max_token,
+        })
     }
 
     /// Number of decoding steps (the longest sequence, EOS included when used).
@@ -155,8 +164,9 @@ impl Trie {
         &self.levels[d]
     }
 
-    /// Number of prefix nodes at depth `d`.
-    pub fn nodes_at(&self, d: usize) -> usize {
+    /// Number of prefix nodes at depth `d` (the tests' view of the tables).
+    #[cfg(test)]
+    fn nodes_at(&self, d: usize) -> usize {
         self.host[d].nodes
     }
 
@@ -177,8 +187,9 @@ impl Trie {
 
     /// The tokens allowed after `prefix` (host-side walk; frozen steps are not part of a
     /// prefix), or `None` when `prefix` is not a prefix of any sequence. An empty answer means
-    /// the prefix is complete.
-    pub fn allowed(&self, prefix: &[u32]) -> Option<Vec<u32>> {
+    /// the prefix is complete. Beam search reads the device tables; this is the tests' view.
+    #[cfg(test)]
+    fn allowed(&self, prefix: &[u32]) -> Option<Vec<u32>> {
         let mut node = 0usize;
         for (d, &t) in prefix.iter().enumerate() {
             let h = self.host.get(d)?;
