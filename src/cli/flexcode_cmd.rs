@@ -58,14 +58,51 @@ fn sasrec_config(cfg: &RunConfig, dir: &Path) -> RunConfig {
     c
 }
 
+/// `p` without each user's last two training items (for `router_holdout`): its own
+/// leave-one-out split then trains on `items[..len - 4]` and keeps the held-out transition
+/// `items[len - 4] -> items[len - 3]` as its test target.
+fn without_last_training_items(cfg: &RunConfig, p: &Prepared) -> Prepared {
+    let mut ds = p.ds.clone();
+    for s in ds.sequences.iter_mut() {
+        s.truncate(s.len().saturating_sub(2));
+    }
+    if let Some(times) = ds.times.as_mut() {
+        for t in times.iter_mut() {
+            t.truncate(t.len().saturating_sub(2));
+        }
+    }
+    let split = crate::data::Split::leave_one_out(&ds, cfg.data.max_len);
+    let pop = crate::data::Popularity::from_training(&ds, cfg.data.head_fraction);
+    Prepared { ds, split, pop, synthetic: None }
+}
+
+/// The held-out transitions of `router_holdout`: per user, the last transition of the training
+/// part (`items[len - 4] -> items[len - 3]`), which the holdout SASRec never trains on.
+fn held_out_transitions(p: &Prepared) -> Vec<(u32, u32)> {
+    crate::data::Split::train_items(&p.ds).filter(|t| t.len() >= 2).map(|t| (t[t.len() - 2], t[t.len() - 1])).collect()
+}
+
 /// The CF embeddings and where they come from: the configured file or SASRec run folder, or a
-/// SASRec model trained now into `<dir>/sasrec/`.
+/// SASRec model trained now into `<dir>/sasrec/` (`<dir>/sasrec-holdout/` with
+/// `router_holdout`, on [`without_last_training_items`]).
 pub fn cf_embeddings(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Result<(Embeddings, String)> {
     let f = &cfg.tokenizer.flexcode;
     let path = match &f.cf_embeddings {
         Some(path) => {
             let path = expand_home(&path.to_string_lossy());
             if path.is_dir() { embedding_paths(&path).0 } else { path }
+        }
+        None if f.router_holdout => {
+            let sdir = dir.join("sasrec-holdout");
+            let (npy, _) = embedding_paths(&sdir);
+            if !npy.is_file() {
+                eprintln!("CF embeddings: training SASRec without each user's last two training items ({})", sdir.display());
+                std::fs::create_dir_all(&sdir).with_context(|| format!("{}: cannot create", sdir.display()))?;
+                let scfg = sasrec_config(cfg, &sdir);
+                crate::artifact::write_bytes(&sdir.join("config.toml"), scfg.to_toml().as_bytes())?;
+                super::sasrec_cmd::train(&scfg, &without_last_training_items(cfg, p), &sdir, device)?;
+            }
+            npy
         }
         None => {
             let sdir = dir.join("sasrec");
@@ -129,7 +166,7 @@ pub fn tokenize_flexcode(
         x_cf: tensor(&cf, device),
         stats: stats.features(),
         counts: stats.counts.clone(),
-        transitions: training_transitions(&p.ds),
+        transitions: if cfg.tokenizer.flexcode.router_holdout { held_out_transitions(p) } else { training_transitions(&p.ds) },
     };
     let seed = cfg.tokenizer.seed.unwrap_or(cfg.run.seed);
     let t = TokenizerConfig { seed: Some(seed), ..cfg.tokenizer.clone() };
@@ -171,4 +208,37 @@ pub fn tokenize_flexcode(
     crate::artifact::write_json(&dir.join("metrics.json"), &metrics)?;
     summary(&metrics, &out);
     Ok((result.ids.index, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Dataset, DatasetOptions, InteractionLog, Popularity, Split};
+
+    #[test]
+    fn the_holdout_sasrec_never_trains_on_the_held_out_transitions() {
+        let mut log = InteractionLog::new("t");
+        for (u, items) in [("u", vec!["1", "2", "3", "4", "5", "6"]), ("v", vec!["6", "5", "4", "3", "2"])] {
+            for (t, i) in items.iter().enumerate() {
+                log.push(u, i, t as f64, None);
+            }
+        }
+        let ds = Dataset::from_log(log, &DatasetOptions { k_core: 0, min_rating: None }).unwrap();
+        let cfg = RunConfig::default();
+        let p = Prepared {
+            split: Split::leave_one_out(&ds, 20),
+            pop: Popularity::from_training(&ds, 0.2),
+            ds,
+            synthetic: None,
+        };
+        let raw = |d: u32| p.ds.items.raw(d).to_string();
+        let held: Vec<(String, String)> = held_out_transitions(&p).into_iter().map(|(a, b)| (raw(a), raw(b))).collect();
+        // Training parts: u 1..4, v 6 5 4; their last transitions.
+        assert_eq!(held, vec![("3".into(), "4".into()), ("5".into(), "4".into())]);
+        let h = without_last_training_items(&cfg, &p);
+        // The holdout SASRec trains on u 1 2 and v 6 only: no held-out transition is in there.
+        let trained: Vec<Vec<String>> = Split::train_items(&h.ds).map(|s| s.iter().map(|&d| raw(d)).collect()).collect();
+        assert_eq!(trained, vec![vec!["1".to_string(), "2".into()], vec!["6".to_string()]]);
+        assert_eq!(h.ds.items.raw_ids(), p.ds.items.raw_ids(), "the same catalogue, so the embeddings line up");
+    }
 }

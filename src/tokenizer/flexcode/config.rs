@@ -41,6 +41,14 @@ pub struct FlexCodeConfig {
     pub sasrec_lr: f64,
     /// Its early-stopping patience.
     pub sasrec_patience: usize,
+    /// Judge the CF embeddings out of sample (ours): the SASRec trained here for them learns
+    /// without each user's last two training items, and the transition objective sees only the
+    /// held-out transitions (each user's last training transition). In sample, SASRec's
+    /// embeddings fit every training transition, rare items included, so the router cannot
+    /// tell where they fail to generalise. With `cf_embeddings` given, they should come from
+    /// such a run (`flexcode-study` passes its own). Validation and test targets stay unseen
+    /// either way.
+    pub router_holdout: bool,
     /// Learned per-item split. `false`: every item gets `fixed_cf_tokens` CF tokens (0 = a
     /// semantic-only ID, `levels` = a CF-only one).
     pub router: bool,
@@ -91,6 +99,7 @@ impl Default for FlexCodeConfig {
             sasrec_epochs: 30,
             sasrec_lr: 1e-3,
             sasrec_patience: 5,
+            router_holdout: false,
             router: true,
             fixed_cf_tokens: 2,
             router_hidden: 16,
