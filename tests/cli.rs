@@ -132,8 +132,12 @@ fn train_resumes_then_eval_and_recommend_use_the_checkpoint() {
     spec["level_sizes"] = serde_json::json!([]);
     spec["model"]["kind"] = serde_json::json!("discrec");
     std::fs::write(edited.join("generator.json"), spec.to_string()).unwrap();
-    let out = sidrec(dir.path(), &["recommend", "--device", "cpu", "--checkpoint", edited.to_str().unwrap(), "--history", &items[0]]);
-    assert_clean_failure(&out, &["generator.json", "at least one token"]);
+    let recommend = || sidrec(dir.path(), &["recommend", "--device", "cpu", "--checkpoint", edited.to_str().unwrap(), "--history", &items[0]]);
+    // The manifest catches the edit; without it (a checkpoint of an older version) the spec
+    // itself is checked.
+    assert_clean_failure(&recommend(), &["generator.json", "manifest.json records"]);
+    std::fs::remove_file(edited.join("manifest.json")).unwrap();
+    assert_clean_failure(&recommend(), &["generator.json", "at least one token"]);
 }
 
 /// Small tokenizer settings for the synthetic dataset.
@@ -564,4 +568,55 @@ fn flexcode_tokenizes_mixed_ids_and_the_study_compares_it_with_tiger() {
     let mut args = tiny(&["tokenize", "synthetic", "--device", "cpu", "--out", "bad", "--cf-embeddings", bad.to_str().unwrap()], "1");
     args.extend(["--set", "tokenizer.kind=\"flexcode\""].map(String::from));
     assert_clean_failure(&run(d, &args), &["bad.npy", "has 3 rows"]);
+}
+
+/// Every checkpoint carries a manifest (size and CRC-32 of each file); a flipped byte or a
+/// truncated file is an error naming it, and a resumed `train` falls back to the previous
+/// checkpoint only with a warning.
+#[test]
+fn corrupt_checkpoints_are_named_and_resuming_falls_back_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(d, &tiny(&["train", "synthetic", "--device", "cpu", "--out", "r"], "1"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let last = d.join("r/checkpoints/last");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(last.join("manifest.json")).unwrap()).unwrap();
+    for f in ["model.bpk", "optimizer.bpk", "state.json", "items.json", "items.index.json", "generator.json"] {
+        assert!(manifest["files"][f]["crc32"].is_u64(), "{f} missing from {manifest}");
+    }
+    // A flipped byte in the best checkpoint's weights: recommend names the file.
+    let best = d.join("r/checkpoints/best");
+    let weights = best.join("model.bpk");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&weights, &bytes).unwrap();
+    let items: Vec<String> = serde_json::from_str(&std::fs::read_to_string(d.join("r/items.json")).unwrap()).unwrap();
+    let out = sidrec(d, &["recommend", "--device", "cpu", "--checkpoint", best.to_str().unwrap(), "--history", &items[0]]);
+    assert_clean_failure(&out, &["model.bpk", "checksum differs from manifest.json"]);
+
+    // The last checkpoint truncated, with an intact previous one beside it (as an interrupted
+    // save leaves): resuming warns and continues from the previous one.
+    let old = d.join("r/checkpoints/last.old");
+    std::fs::create_dir(&old).unwrap();
+    for f in std::fs::read_dir(&last).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, old.join(f.file_name().unwrap())).unwrap();
+    }
+    let state = last.join("state.json");
+    let text = std::fs::read(&state).unwrap();
+    std::fs::write(&state, &text[..text.len() / 2]).unwrap();
+    let out = run(d, &tiny(&["train", "synthetic", "--device", "cpu", "--out", "r"], "2"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning:") && stderr.contains("state.json") && stderr.contains("truncated or changed"), "{stderr}");
+    assert!(stderr.contains("resuming from the previous checkpoint"), "{stderr}");
+    // Without a previous one, the damaged checkpoint is an error naming the file.
+    let out = run(d, &tiny(&["train", "synthetic", "--device", "cpu", "--out", "r"], "3"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let items_file = last.join("items.json");
+    let text = std::fs::read(&items_file).unwrap();
+    std::fs::write(&items_file, &text[..text.len() - 3]).unwrap();
+    let out = run(d, &tiny(&["train", "synthetic", "--device", "cpu", "--out", "r"], "4"));
+    assert_clean_failure(&out, &["items.json", "truncated or changed"]);
 }

@@ -97,7 +97,7 @@ fn saved_spec(ck: &Path) -> Result<GeneratorSpec> {
 /// Stops a resumed run whose checkpoint in `last` holds another model kind than the config's
 /// or was trained on other items than `p`.
 pub fn check_resumable(last: &Path, p: &Prepared, cfg: &RunConfig) -> Result<()> {
-    if let Some(ck) = checkpoint::existing(last) {
+    if let Some(ck) = checkpoint::verified_existing(last)? {
         let saved = saved_spec(&ck)?;
         if saved.model.kind != cfg.model.kind {
             bail!(
@@ -117,7 +117,7 @@ pub fn check_resumable(last: &Path, p: &Prepared, cfg: &RunConfig) -> Result<()>
 
 /// Stops a resumed run whose checkpoint in `last` has other model settings than `spec`.
 pub fn check_same_spec(last: &Path, spec: &GeneratorSpec) -> Result<()> {
-    if let Some(ck) = checkpoint::existing(last) {
+    if let Some(ck) = checkpoint::verified_existing(last)? {
         let saved = saved_spec(&ck)?;
         if saved != *spec {
             bail!(
@@ -136,7 +136,7 @@ fn train_generator(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -
     let (last, _) = checkpoint_dirs(dir);
     check_resumable(&last, p, cfg)?;
     // A resumed run keeps its IDs: tokenizing again could give different ones.
-    let (index, source) = match checkpoint::existing(&last) {
+    let (index, source) = match checkpoint::verified_existing(&last)? {
         Some(ck) => {
             let path = ck.join("items.index.json");
             (SemanticIndex::read(&path, &p.ds.items)?.0, path)

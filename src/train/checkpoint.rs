@@ -10,7 +10,11 @@
 //!   generator.json   model kind and sizes, the token vocabulary, the history window
 //!   items.json       dense item id -> the dataset's own item id
 //!   items.index.json every item's semantic ID, with the dataset's own ids (generators only)
+//!   manifest.json    the size and CRC-32 of every other file
 //! ```
+//!
+//! Loading verifies the manifest first: a truncated, edited or corrupted file is an error that
+//! names it (checkpoints of older versions, without a manifest, load unverified).
 //!
 //! Every model kind writes the same layout (SASRec has no semantic IDs, so no index file);
 //! `generator.json` names the kind, and loading a checkpoint of another kind than the caller
@@ -231,6 +235,7 @@ pub fn save<M: Module>(dir: &Path, snap: &Snapshot<M>) -> Result<(), CheckpointE
     }
     // generator.json last: a folder without it is never taken for a checkpoint.
     json(&tmp.join("generator.json"), snap.spec)?;
+    json(&tmp.join(MANIFEST), &Manifest::of(&tmp)?)?;
     if dir.exists() {
         if old.exists() {
             std::fs::remove_dir_all(&old).map_err(|e| file_err(&old, e))?;
@@ -252,7 +257,28 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 /// The folder to load for `dir`: `dir` itself, or the previous checkpoint moved aside when a
 /// save was interrupted between its two renames. `None` when there is no checkpoint.
 pub fn existing(dir: &Path) -> Option<PathBuf> {
-    [dir.to_path_buf(), sibling(dir, "old")].into_iter().find(|d| d.join("generator.json").is_file())
+    candidates(dir).into_iter().next()
+}
+
+/// The newest of [`candidates`] that verifies against its manifest; the first failure when
+/// none does; `None` without any checkpoint.
+pub fn verified_existing(dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
+    let mut first_error = None;
+    for c in candidates(dir) {
+        match verify(&c) {
+            Ok(()) => return Ok(Some(c)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(None), Err)
+}
+
+/// Every checkpoint folder that may stand for `dir`, newest first: `dir` itself and the
+/// previous checkpoint moved aside by an interrupted save.
+pub fn candidates(dir: &Path) -> Vec<PathBuf> {
+    [dir.to_path_buf(), sibling(dir, "old")].into_iter().filter(|d| d.join("generator.json").is_file()).collect()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
@@ -275,9 +301,76 @@ pub struct Parts {
     pub items: IdMap,
 }
 
-/// Reads the spec, state and item ids of the checkpoint in `dir` (see [`existing`]).
+/// The manifest's file name.
+pub const MANIFEST: &str = "manifest.json";
+
+/// One file of a checkpoint as the manifest records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Size in bytes.
+    pub bytes: u64,
+    /// CRC-32 (IEEE) of the contents.
+    pub crc32: u32,
+}
+
+/// `manifest.json`: every file of a checkpoint folder (but itself) with its size and checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// File name -> entry.
+    pub files: std::collections::BTreeMap<String, FileEntry>,
+}
+
+impl Manifest {
+    /// The manifest of the files in `dir` as they are now.
+    pub fn of(dir: &Path) -> Result<Manifest, CheckpointError> {
+        let mut files = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| file_err(dir, e))? {
+            let path = entry.map_err(|e| file_err(dir, e))?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if name == MANIFEST || !path.is_file() {
+                continue;
+            }
+            let bytes = read(&path)?;
+            files.insert(name, FileEntry { bytes: bytes.len() as u64, crc32: crc32fast::hash(&bytes) });
+        }
+        Ok(Manifest { files })
+    }
+
+    /// Checks every listed file of `dir` against the manifest; the error names the first file
+    /// that is missing, of another size, or of other contents.
+    pub fn verify(&self, dir: &Path) -> Result<(), CheckpointError> {
+        for (name, want) in &self.files {
+            let path = dir.join(name);
+            let bytes = std::fs::read(&path).map_err(|e| file_err(&path, format!("listed in {MANIFEST} but unreadable: {e}")))?;
+            if bytes.len() as u64 != want.bytes {
+                return Err(file_err(
+                    &path,
+                    format!("{} bytes, but {MANIFEST} records {}: the file was truncated or changed", bytes.len(), want.bytes),
+                ));
+            }
+            if crc32fast::hash(&bytes) != want.crc32 {
+                return Err(file_err(&path, format!("its checksum differs from {MANIFEST}: the file is corrupt or was edited")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Verifies checkpoint folder `dir` against its manifest (none: an older checkpoint, accepted).
+pub fn verify(dir: &Path) -> Result<(), CheckpointError> {
+    let path = dir.join(MANIFEST);
+    if !path.is_file() {
+        return Ok(());
+    }
+    let manifest: Manifest = read_json(&path)?;
+    manifest.verify(dir)
+}
+
+/// Reads the spec, state and item ids of the checkpoint in `dir` (see [`existing`]), after
+/// verifying its files against the manifest.
 pub fn read_parts(dir: &Path) -> Result<Parts, CheckpointError> {
     let dir = existing(dir).ok_or_else(|| CheckpointError::NotACheckpoint(dir.to_path_buf()))?;
+    verify(&dir)?;
     let spec: GeneratorSpec = read_json(&dir.join("generator.json"))?;
     let state: TrainState = read_json(&dir.join("state.json"))?;
     let items_path = dir.join("items.json");

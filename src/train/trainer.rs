@@ -129,6 +129,36 @@ fn criterion(rule: &EarlyStopping, line: &EpochLog) -> f64 {
     }
 }
 
+/// The newest checkpoint of `last_dir` that loads and verifies, with its optimizer. A newer one
+/// that fails (a corrupt or truncated file) is skipped with a warning naming the file, never
+/// silently; when none loads, the first error. `None` without any checkpoint.
+fn resume_point<T: TrainTask>(
+    task: &T,
+    last_dir: &Path,
+    base: &Device,
+    cfg: &TrainConfig,
+) -> Result<Option<(T::Model, ModuleOptimizer, TrainState)>, TrainError> {
+    let mut first_error = None;
+    for dir in checkpoint::candidates(last_dir) {
+        let loaded = task.load(&dir, base).and_then(|(m, s)| Ok((m, checkpoint::load_optimizer(&dir, optimizer(cfg))?, s)));
+        match loaded {
+            Ok(point) => {
+                if let Some(e) = &first_error {
+                    eprintln!("warning: {e}; resuming from the previous checkpoint {} (epoch {})", dir.display(), point.2.epoch);
+                }
+                return Ok(Some(point));
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(None),
+    }
+}
+
 /// Trains (or resumes) `task`'s model; `on_epoch` sees every epoch's log line and may stop the
 /// run by returning `false` (the checkpoint of that epoch is written first).
 pub fn run<T: TrainTask>(task: &T, s: &LoopSettings, mut on_epoch: impl FnMut(&EpochLog) -> Continue) -> Result<TrainOutcome, TrainError> {
@@ -144,10 +174,8 @@ pub fn run<T: TrainTask>(task: &T, s: &LoopSettings, mut on_epoch: impl FnMut(&E
     let nb = batches_per_epoch(examples.len(), cfg);
     let total = nb * cfg.epochs;
     let warmup = warmup_steps(total, cfg.warmup_fraction);
-    let (model, mut optim, mut state, resumed_from) = match checkpoint::existing(&last_dir) {
-        Some(dir) => {
-            let (model, state) = task.load(&dir, &base)?;
-            let optim = checkpoint::load_optimizer(&dir, optimizer(cfg))?;
+    let (model, mut optim, mut state, resumed_from) = match resume_point(task, &last_dir, &base, cfg)? {
+        Some((model, optim, state)) => {
             let from = state.epoch;
             (model, optim, state, Some(from))
         }
