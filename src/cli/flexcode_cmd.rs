@@ -93,34 +93,28 @@ pub fn cf_embeddings(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device)
             if path.is_dir() { embedding_paths(&path).0 } else { path }
         }
         None if f.router_holdout => {
-            let sdir = dir.join("sasrec-holdout");
-            let (npy, _) = embedding_paths(&sdir);
-            if !npy.is_file() {
-                eprintln!("CF embeddings: training SASRec without each user's last two training items ({})", sdir.display());
-                std::fs::create_dir_all(&sdir).with_context(|| format!("{}: cannot create", sdir.display()))?;
-                let scfg = sasrec_config(cfg, &sdir);
-                crate::artifact::write_bytes(&sdir.join("config.toml"), scfg.to_toml().as_bytes())?;
-                super::sasrec_cmd::train(&scfg, &without_last_training_items(cfg, p), &sdir, device)?;
-            }
-            npy
+            let what = "SASRec without each user's last two training items";
+            sasrec_embeddings(cfg, &without_last_training_items(cfg, p), &dir.join("sasrec-holdout"), device, what)?
         }
-        None => {
-            let sdir = dir.join("sasrec");
-            let (npy, _) = embedding_paths(&sdir);
-            if !npy.is_file() {
-                eprintln!("CF embeddings: no tokenizer.flexcode.cf_embeddings given, training SASRec first ({})", sdir.display());
-                std::fs::create_dir_all(&sdir).with_context(|| format!("{}: cannot create", sdir.display()))?;
-                let scfg = sasrec_config(cfg, &sdir);
-                crate::artifact::write_bytes(&sdir.join("config.toml"), scfg.to_toml().as_bytes())?;
-                super::sasrec_cmd::train(&scfg, p, &sdir, device)?;
-            }
-            npy
-        }
+        None => sasrec_embeddings(cfg, p, &dir.join("sasrec"), device, "SASRec first (no tokenizer.flexcode.cf_embeddings given)")?,
     };
     let key = if path.extension().is_some_and(|e| e == "safetensors") { f.cf_embeddings_key.as_deref() } else { None };
     let emb = Embeddings::load(&path, key)?;
     emb.check_rows(&path, p.ds.num_items())?;
     Ok((emb, path.display().to_string()))
+}
+
+/// The item embeddings of a SASRec run in `sdir`, trained on `p` first unless it is there.
+fn sasrec_embeddings(cfg: &RunConfig, p: &Prepared, sdir: &Path, device: &Device, what: &str) -> Result<PathBuf> {
+    let (npy, _) = embedding_paths(sdir);
+    if !npy.is_file() {
+        eprintln!("CF embeddings: training {what} ({})", sdir.display());
+        std::fs::create_dir_all(sdir).with_context(|| format!("{}: cannot create", sdir.display()))?;
+        let scfg = sasrec_config(cfg, sdir);
+        crate::artifact::write_bytes(&sdir.join("config.toml"), scfg.to_toml().as_bytes())?;
+        super::sasrec_cmd::train(&scfg, p, sdir, device)?;
+    }
+    Ok(npy)
 }
 
 fn tensor(e: &Embeddings, device: &Device) -> Tensor<2> {
