@@ -7,7 +7,8 @@
 //! transitions come from the training split only (`data::item_stats`). Writes into the
 //! tokenizer folder the mixed index `<dataset>.index.json` (uppercase letters = CF tokens),
 //! `cf_share.csv`, `train_log.jsonl`, `metrics.json`, `cf_share.png`, `tokenizer.json` and the
-//! two RQ-VAEs (`semantic.safetensors`, `collaborative.safetensors`).
+//! whole tokenizer (`semantic.safetensors`, `collaborative.safetensors` and
+//! `flexcode.safetensors`: see [`crate::tokenizer::flexcode::io`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,8 +21,8 @@ use super::config::RunConfig;
 use super::run::{expand_home, Prepared};
 use crate::data::{training_transitions, Embeddings, ItemStats};
 use crate::model::GeneratorKind;
-use crate::tokenizer::flexcode::{train_flexcode, write_report, FlexCodeInputs, FlexCodeMetrics};
-use crate::tokenizer::{save, Tokenizer, TokenizerConfig};
+use crate::tokenizer::flexcode::{save_flexcode, train_flexcode, write_report, FlexCodeInputs, FlexCodeMetrics};
+use crate::tokenizer::TokenizerConfig;
 use crate::train::sasrec_task::embedding_paths;
 use crate::train::TrainConfig;
 
@@ -185,8 +186,7 @@ pub fn tokenize_flexcode(
     let out = dir.join(index_file);
     result.ids.index.write(&out, &p.ds.items)?;
     write_report(dir, &result, &p.ds.items).map_err(|e| anyhow::anyhow!("{e}"))?;
-    save(&Tokenizer::RqVae(result.model.sem.clone()), &dir.join("semantic.safetensors"))?;
-    save(&Tokenizer::RqVae(result.model.cf.clone()), &dir.join("collaborative.safetensors"))?;
+    save_flexcode(&result.model, dir)?;
     let info = FlexCodeInfo {
         kind: "flexcode",
         settings: &t,
@@ -202,6 +202,48 @@ pub fn tokenize_flexcode(
     crate::artifact::write_json(&dir.join("metrics.json"), &metrics)?;
     summary(&metrics, &out);
     Ok((result.ids.index, out))
+}
+
+/// When `index` (read from `path`) was written by a FlexCode tokenizer, i.e. its folder holds a
+/// `tokenizer.json` of kind `flexcode`, checks that it has the geometry FlexCode gives: every ID
+/// has the same length, the token budget L of that run (plus one disambiguation token when
+/// the run needed one). An index edited or mixed up with another run's then stops with the
+/// item and the lengths, instead of training a generator on IDs the tokenizer never made.
+/// Other mixed indexes (IDs of any lengths, see README "File formats") are not checked here.
+pub fn check_flexcode_index(path: &Path, index: &crate::data::SemanticIndex, items: &crate::data::IdMap) -> Result<()> {
+    let Some(dir) = path.parent() else { return Ok(()) };
+    let info = dir.join("tokenizer.json");
+    let Ok(bytes) = std::fs::read(&info) else { return Ok(()) };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", info.display()))?;
+    if v["kind"] != "flexcode" {
+        return Ok(());
+    }
+    let levels = v["settings"]["levels"]
+        .as_u64()
+        .with_context(|| format!("{}: a FlexCode tokenizer record without settings.levels", info.display()))? as usize;
+    // The length most IDs have, then the first item that differs from it.
+    let mut lengths = std::collections::BTreeMap::new();
+    for id in &index.ids {
+        *lengths.entry(id.len()).or_insert(0usize) += 1;
+    }
+    let Some((&len, _)) = lengths.iter().max_by_key(|&(&l, &n)| (n, std::cmp::Reverse(l))) else { return Ok(()) };
+    if len != levels && len != levels + 1 {
+        anyhow::bail!(
+            "{}: its IDs have {len} tokens, but the FlexCode tokenizer beside it ({}) gives every item L = {levels} tokens (plus at most one disambiguation token)",
+            path.display(),
+            info.display()
+        );
+    }
+    if let Some(i) = index.ids.iter().position(|id| id.len() != len) {
+        anyhow::bail!(
+            "{}: item {:?} has an ID of {} tokens, the others {len}; a FlexCode index gives every item the same length (L = {levels} from {})",
+            path.display(),
+            items.raw(i as u32),
+            index.ids[i].len(),
+            info.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

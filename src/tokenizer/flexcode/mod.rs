@@ -8,10 +8,12 @@
 //! - [`losses`]: InfoNCE, the soft level weights, balance and smoothness;
 //! - [`train`]: the training loop and the public entry [`train_flexcode`];
 //! - [`ids`]: mixed IDs (CF levels first, then semantic ones) made collision-free;
+//! - [`io`]: the whole tokenizer saved and read back (both RQ-VAEs, projections, router);
 //! - [`report`]: metrics, per-popularity split, log, CSV and plot.
 
 pub mod config;
 pub mod ids;
+pub mod io;
 pub mod losses;
 pub mod model;
 pub mod report;
@@ -22,6 +24,7 @@ mod tests;
 
 pub use config::{FlexCodeConfig, TauSchedule};
 pub use ids::FlexIds;
+pub use io::{load_flexcode, save_flexcode};
 pub use model::{FlexCode, FlexCodeModelConfig, Router};
 pub use report::{write_report, FlexCodeMetrics, SplitStats};
 pub use train::{train_flexcode, FlexCodeInputs, FlexCodeResult, FlexEpochLog};

@@ -303,3 +303,43 @@ fn alignment_pulls_the_two_latents_together() {
     assert!(last < 0.6 * 32f64.ln(), "alignment {} -> {last}", r.log[0].align);
 }
 
+
+#[test]
+fn the_saved_tokenizer_reloads_whole_and_gives_the_same_shares_and_ids() {
+    let d = Device::flex();
+    let mut cfg = toy_config();
+    cfg.epochs = 6;
+    let inputs = toy(&d);
+    let r = train_flexcode(&inputs, &cfg, &d, |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    save_flexcode(&r.model, dir.path()).unwrap();
+    let back = load_flexcode(dir.path(), &d).unwrap();
+    let data = super::train::TrainData::new(&inputs, &d);
+    let again = super::ids::assign_flex_ids(&back, &data, &cfg).unwrap();
+    assert_eq!(again.index, r.ids.index, "the reloaded tokenizer gives every item the same mixed ID");
+    assert_eq!(again.cf_share, r.ids.cf_share, "and the same CF share, bit for bit");
+    assert_eq!(back.router.output.bias.as_ref().unwrap().val().into_data(), r.model.router.output.bias.as_ref().unwrap().val().into_data());
+
+    // Damaged folders: each error names the file and the problem.
+    let err = |dir: &std::path::Path| load_flexcode(dir, &d).unwrap_err().to_string();
+    let heads = dir.path().join(super::io::HEADS_FILE);
+    let bytes = std::fs::read(&heads).unwrap();
+    std::fs::write(&heads, &bytes[..bytes.len() - 8]).unwrap();
+    let e = err(dir.path());
+    assert!(e.contains("flexcode.safetensors") && e.contains("not a valid safetensors file"), "{e}");
+    std::fs::remove_file(&heads).unwrap();
+    let e = err(dir.path());
+    assert!(e.contains("flexcode.safetensors"), "{e}");
+    // A collaborative RQ-VAE with another token budget than the semantic one.
+    let mut short = cfg.clone();
+    short.levels = 2;
+    short.epochs = 1;
+    let other = train_flexcode(&inputs, &short, &d, |_| {}).unwrap();
+    save_flexcode(&r.model, dir.path()).unwrap();
+    crate::tokenizer::save(&crate::tokenizer::Tokenizer::RqVae(other.model.cf), &dir.path().join(super::io::COLLABORATIVE_FILE)).unwrap();
+    let e = err(dir.path());
+    assert!(e.contains("has 3 levels and the collaborative one 2"), "{e}");
+    std::fs::remove_file(dir.path().join(super::io::SEMANTIC_FILE)).unwrap();
+    let e = err(dir.path());
+    assert!(e.contains("semantic.safetensors"), "{e}");
+}
