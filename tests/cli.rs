@@ -541,7 +541,17 @@ fn flexcode_tokenizes_mixed_ids_and_the_study_compares_it_with_tiger() {
     let study: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("study/study.json")).unwrap()).unwrap();
     assert_eq!(study.as_array().unwrap().len(), 2);
     let tok = d.join("study/seed-42/L3/flexcode/tokenizer");
-    for f in ["synthetic.index.json", "cf_share.csv", "cf_share.png", "train_log.jsonl", "metrics.json", "tokenizer.json"] {
+    for f in [
+        "synthetic.index.json",
+        "cf_share.csv",
+        "cf_share.png",
+        "train_log.jsonl",
+        "metrics.json",
+        "tokenizer.json",
+        "semantic.safetensors",
+        "collaborative.safetensors",
+        "flexcode.safetensors",
+    ] {
         assert!(tok.join(f).is_file(), "{f} missing");
     }
     let index = std::fs::read_to_string(tok.join("synthetic.index.json")).unwrap();
@@ -553,6 +563,26 @@ fn flexcode_tokenizes_mixed_ids_and_the_study_compares_it_with_tiger() {
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tok.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(m["collisions"]["rate_final"], 0.0);
     assert!(m["head"]["mean_cf_share"].as_f64().is_some() && m["popularity_buckets"].as_array().unwrap().len() == 5, "{m}");
+
+    // The FlexCode run resumed with the TIGER run's plain index: refused, naming both.
+    let plain = d.join("study/seed-42/L3/tiger/tokenizer/synthetic.index.json");
+    let fc_run = d.join("study/seed-42/L3/flexcode");
+    let mut args = tiny(&["train", "synthetic", "--device", "cpu", "--out", fc_run.to_str().unwrap()], "2");
+    args.extend(["--set", "synthetic.cf_pairs=10", "--set", "synthetic.p_cf=0.5", "--set", &format!("model.index={:?}", plain.to_str().unwrap())].map(String::from));
+    assert_clean_failure(&run(d, &args), &["tiger/tokenizer/synthetic.index.json: holds plain semantic IDs", "trained on FlexCode's mixed IDs", "a resumed run keeps its IDs"]);
+    // A FlexCode index with one ID cut short, beside its tokenizer.json: refused, naming the item.
+    let edited = d.join("edited");
+    std::fs::create_dir(&edited).unwrap();
+    std::fs::copy(tok.join("tokenizer.json"), edited.join("tokenizer.json")).unwrap();
+    let mut ids: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&index).unwrap();
+    let (first, id) = ids.iter_mut().nth(5).unwrap();
+    let first = first.clone();
+    id.as_array_mut().unwrap().pop();
+    std::fs::write(edited.join("synthetic.index.json"), serde_json::to_string(&ids).unwrap()).unwrap();
+    let mut args = tiny(&["train", "synthetic", "--device", "cpu", "--out", "edited-run"], "1");
+    let path = edited.join("synthetic.index.json");
+    args.extend(["--set", "synthetic.cf_pairs=10", "--set", "synthetic.p_cf=0.5", "--set", &format!("model.index={:?}", path.to_str().unwrap())].map(String::from));
+    assert_clean_failure(&run(d, &args), &["synthetic.index.json", &format!("item {first:?}"), "a FlexCode index gives every item the same length"]);
 
     // tokenize alone, reusing the study's SASRec run for the CF embeddings.
     let sasrec = d.join("study/seed-42/sasrec");
@@ -568,6 +598,15 @@ fn flexcode_tokenizes_mixed_ids_and_the_study_compares_it_with_tiger() {
     let mut args = tiny(&["tokenize", "synthetic", "--device", "cpu", "--out", "bad", "--cf-embeddings", bad.to_str().unwrap()], "1");
     args.extend(["--set", "tokenizer.kind=\"flexcode\""].map(String::from));
     assert_clean_failure(&run(d, &args), &["bad.npy", "has 3 rows"]);
+    // So do CF embeddings that hold NaN.
+    let nan = d.join("nan.npy");
+    let mut values = vec![0.5; 12];
+    values[5] = f32::NAN;
+    sidrec::data::Embeddings::new(3, 4, values).save_npy(&nan).unwrap();
+    let mut args = tiny(&["tokenize", "synthetic", "--device", "cpu", "--out", "nan", "--cf-embeddings", nan.to_str().unwrap()], "1");
+    args.extend(["--set", "tokenizer.kind=\"flexcode\""].map(String::from));
+    assert_clean_failure(&run(d, &args), &["nan.npy", "row 1, column 1 is not finite"]);
+    assert!(!d.join("nan/synthetic.index.json").exists() && !d.join("bad/synthetic.index.json").exists());
 }
 
 /// Every checkpoint carries a manifest (size and CRC-32 of each file); a flipped byte or a

@@ -112,8 +112,46 @@ pub struct StudyRow {
     pub test: [[f64; 4]; 3],
     /// Mean CF share of head and tail items (FlexCode variants).
     pub cf_share: Option<[f64; 2]>,
+    /// What the run cost and how far its training got.
+    pub cost: RunCost,
     /// The run folder.
     pub dir: PathBuf,
+}
+
+/// The generator's best validation loss and the time of each stage of one run.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RunCost {
+    /// Lowest validation cross-entropy per label token over the epochs (`metrics.jsonl`).
+    pub best_valid_loss: Option<f64>,
+    /// Epoch of that loss (1-based).
+    pub best_epoch: Option<usize>,
+    /// Mean wall time of a generator epoch, its validation loss included.
+    pub epoch_seconds: Option<f64>,
+    /// Wall time of the tokenizer (training and ID assignment; not the shared SASRec).
+    pub tokenizer_seconds: Option<f64>,
+}
+
+impl RunCost {
+    /// Reads the cost of the run in `dir`; what a file lacks stays `None`.
+    fn read(dir: &Path) -> RunCost {
+        let mut cost = RunCost::default();
+        if let Ok(text) = std::fs::read_to_string(dir.join("metrics.jsonl")) {
+            let epochs: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+            let secs: Vec<f64> = epochs.iter().filter_map(|e| e["seconds"].as_f64()).collect();
+            if !secs.is_empty() {
+                cost.epoch_seconds = Some(secs.iter().sum::<f64>() / secs.len() as f64);
+            }
+            let best = epochs
+                .iter()
+                .filter_map(|e| Some((e["valid_loss"].as_f64()?, e["epoch"].as_u64()? as usize)))
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            (cost.best_valid_loss, cost.best_epoch) = (best.map(|b| b.0), best.map(|b| b.1));
+        }
+        let tok: Option<serde_json::Value> =
+            std::fs::read(dir.join("tokenizer/metrics.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        cost.tokenizer_seconds = tok.and_then(|t| t["seconds"].as_f64());
+        cost
+    }
 }
 
 const METRICS: [&str; 4] = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"];
@@ -139,7 +177,7 @@ fn read_row(dir: &Path, variant: Variant, levels: usize, seed: u64) -> Result<St
     let tok: Option<serde_json::Value> =
         std::fs::read(dir.join("tokenizer/metrics.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let cf_share = tok.and_then(|t| Some([t["head"]["mean_cf_share"].as_f64()?, t["tail"]["mean_cf_share"].as_f64()?]));
-    Ok(StudyRow { variant, levels, seed, test: out, cf_share, dir: dir.to_path_buf() })
+    Ok(StudyRow { variant, levels, seed, test: out, cf_share, cost: RunCost::read(dir), dir: dir.to_path_buf() })
 }
 
 /// Mean and (population) standard deviation.
@@ -195,6 +233,44 @@ pub fn table(rows: &[StudyRow]) -> String {
         );
     }
     let _ = writeln!(out, "\nTest split; means over seeds {:?} (± population std over seeds).", seeds);
+    out.push('\n');
+    out.push_str(&cost_table(rows));
+    out
+}
+
+/// The (L, variant) groups of `rows` in table order.
+fn groups(rows: &[StudyRow]) -> Vec<Vec<&StudyRow>> {
+    let order = |r: &StudyRow| (r.levels, Variant::ALL.iter().position(|v| *v == r.variant).unwrap_or(0));
+    let mut keys: Vec<(usize, usize)> = rows.iter().map(order).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().map(|k| rows.iter().filter(|r| order(r) == k).collect()).collect()
+}
+
+/// Validation losses and times, one line per (L, variant), means over seeds.
+pub fn cost_table(rows: &[StudyRow]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "| L | variant | best valid loss (epoch) | generator epoch s | tokenizer s |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for group in groups(rows) {
+        let mean = |f: &dyn Fn(&RunCost) -> Option<f64>| {
+            let v: Vec<f64> = group.iter().filter_map(|r| f(&r.cost)).collect();
+            (!v.is_empty()).then(|| mean_std(&v).0)
+        };
+        let show = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+        let epochs: Vec<String> = group.iter().filter_map(|r| r.cost.best_epoch).map(|e| e.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} ({}) | {} | {} |",
+            group[0].levels,
+            group[0].variant.name(),
+            show(mean(&|c| c.best_valid_loss), 4),
+            if epochs.is_empty() { "-".to_string() } else { epochs.join(", ") },
+            show(mean(&|c| c.epoch_seconds), 1),
+            show(mean(&|c| c.tokenizer_seconds), 1),
+        );
+    }
+    let _ = writeln!(out, "\nMeans over seeds; the epochs of the best validation loss are listed per seed.");
     out
 }
 
@@ -277,6 +353,12 @@ mod tests {
             seed,
             test: [[0.1, 0.05, r10, 0.1], [0.2, 0.1, 0.4, 0.2], [0.0, 0.0, 0.1, 0.05]],
             cf_share: (variant != Variant::Tiger).then_some([0.8, 0.4]),
+            cost: RunCost {
+                best_valid_loss: Some(2.0 + seed as f64),
+                best_epoch: Some(seed as usize),
+                epoch_seconds: Some(10.0),
+                tokenizer_seconds: (variant != Variant::Tiger).then_some(4.0),
+            },
             dir: PathBuf::new(),
         };
         let t = table(&[row(Variant::Flexcode, 1, 0.3), row(Variant::Tiger, 1, 0.2), row(Variant::Flexcode, 2, 0.5)]);
@@ -284,5 +366,8 @@ mod tests {
         assert!(lines[2].starts_with("| 3 | tiger | 0.1000 | 0.0500 | 0.2000 | 0.1000 |"), "{t}");
         assert!(lines[3].starts_with("| 3 | flexcode | 0.1000 | 0.0500 | 0.4000 ± 0.1000"), "{t}");
         assert!(lines[3].ends_with("| 0.80 / 0.40 |"), "{t}");
+        let cost = t.lines().skip_while(|l| !l.starts_with("| L | variant | best valid loss")).collect::<Vec<_>>();
+        assert_eq!(cost[2], "| 3 | tiger | 3.0000 (1) | 10.0 | - |", "{t}");
+        assert_eq!(cost[3], "| 3 | flexcode | 3.5000 (1, 2) | 10.0 | 4.0 |", "{t}");
     }
 }

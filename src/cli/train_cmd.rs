@@ -19,7 +19,7 @@ use super::run::{expand_home, prepare, run_dir, write_id_maps, Prepared};
 use super::tokenize_cmd::tokenize_items;
 use crate::data::{Codebook, SemanticIndex};
 use crate::kernels::Capabilities;
-use crate::model::{ItemTokens, TokenVocab, VocabError};
+use crate::model::{GeneratorKind, ItemTokens, ModelConfig, TokenVocab, VocabError};
 use crate::tokenizer::fix_imported;
 use crate::train::checkpoint::{self, GeneratorSpec};
 use crate::train::trainer::checkpoint_dirs;
@@ -32,6 +32,7 @@ pub fn semantic_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) 
         Some(path) => {
             let path = expand_home(&path.to_string_lossy());
             let (mut index, report) = SemanticIndex::read(&path, &p.ds.items)?;
+            super::flexcode_cmd::check_flexcode_index(&path, &index, &p.ds.items)?;
             if report.extra_entries > 0 {
                 eprintln!("note: {} entries of {} are not in the dataset and were skipped", report.extra_entries, path.display());
             }
@@ -115,16 +116,64 @@ pub fn check_resumable(last: &Path, p: &Prepared, cfg: &RunConfig) -> Result<()>
     Ok(())
 }
 
+/// The settings of `m` that shape its model: the index path (a resumed run keeps the IDs of
+/// its checkpoint, see [`check_same_index`]) and the sections of other model kinds left out.
+fn relevant(m: &ModelConfig) -> ModelConfig {
+    let defaults = ModelConfig::default();
+    if !m.kind.is_generator() {
+        return ModelConfig { kind: m.kind, sasrec: m.sasrec.clone(), ..defaults };
+    }
+    let discrec = if m.kind == GeneratorKind::Discrec { m.discrec.clone() } else { defaults.discrec.clone() };
+    ModelConfig { index: None, sasrec: defaults.sasrec.clone(), discrec, ..m.clone() }
+}
+
+/// A resumed run keeps the IDs of its checkpoint (`saved`, read from `saved_path`). Stops when
+/// `model.index` names an index with other IDs, e.g. a plain index for a FlexCode run, rather
+/// than ignore it silently.
+fn check_same_index(cfg: &RunConfig, p: &Prepared, saved: &SemanticIndex, saved_path: &Path) -> Result<()> {
+    let Some(path) = &cfg.model.index else { return Ok(()) };
+    let path = expand_home(&path.to_string_lossy());
+    let (mut given, _) = SemanticIndex::read(&path, &p.ds.items)?;
+    fix_imported(&mut given).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if given == *saved {
+        return Ok(());
+    }
+    let ids = |i: &SemanticIndex| {
+        if i.has_collaborative() { "FlexCode's mixed IDs (CF and semantic tokens)" } else { "plain semantic IDs" }
+    };
+    bail!(
+        "{}: holds {}, but the run being resumed was trained on {} ({}), and a resumed run keeps its IDs; resume without model.index, or use --restart or another --out",
+        path.display(),
+        if given.has_collaborative() == saved.has_collaborative() { "other IDs".to_string() } else { ids(&given).to_string() },
+        ids(saved),
+        saved_path.display()
+    )
+}
+
 /// Stops a resumed run whose checkpoint in `last` has other model settings than `spec`.
 pub fn check_same_spec(last: &Path, spec: &GeneratorSpec) -> Result<()> {
     if let Some(ck) = checkpoint::verified_existing(last)? {
         let saved = saved_spec(&ck)?;
-        if saved != *spec {
+        let geometry = |s: &GeneratorSpec| (s.level_sizes.clone(), s.cf_level_sizes.clone(), s.id_len());
+        if saved.model == spec.model && geometry(&saved) != geometry(spec) {
+            bail!(
+                "{}: the checkpoint's IDs have another geometry than model.index's (semantic levels {:?}, CF levels {:?}, longest ID {} tokens; now {:?}, {:?}, {}); resume with the index it was trained on, or use --restart or another --out",
+                ck.display(),
+                saved.level_sizes,
+                saved.cf_level_sizes,
+                saved.id_len(),
+                spec.level_sizes,
+                spec.cf_level_sizes,
+                spec.id_len()
+            );
+        }
+        let (a, b) = (GeneratorSpec { model: relevant(&saved.model), ..saved.clone() }, GeneratorSpec { model: relevant(&spec.model), ..spec.clone() });
+        if a != b {
             bail!(
                 "{}: the checkpoint has other model settings than this config ({:?} vs {:?}); use --restart or another --out",
                 ck.display(),
-                saved.model,
-                spec.model
+                a.model,
+                b.model
             );
         }
     }
@@ -139,7 +188,9 @@ fn train_generator(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -
     let (index, source) = match checkpoint::verified_existing(&last)? {
         Some(ck) => {
             let path = ck.join("items.index.json");
-            (SemanticIndex::read(&path, &p.ds.items)?.0, path)
+            let index = SemanticIndex::read(&path, &p.ds.items)?.0;
+            check_same_index(cfg, p, &index, &path)?;
+            (index, path)
         }
         None => semantic_ids(cfg, p, dir, device)?,
     };
