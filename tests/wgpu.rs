@@ -626,3 +626,62 @@ fn mixed_ids_train_evaluate_and_recommend_through_the_cli_on_wgpu() {
         assert_eq!(recs[0]["items"].as_array().unwrap().len(), 5, "{recs}");
     }
 }
+
+/// FlexCode's dual-codebook tokenizer through the CLI on lavapipe (both RQ-VAEs through the
+/// WGSL nearest-code kernel), beside the same run on `cpu`: mixed, collision-free IDs of one
+/// length, and the router's mean CF shares (overall, head, tail) within 0.05 of the CPU run's.
+#[test]
+fn flexcode_tokenizer_on_wgpu_gives_mixed_ids_and_the_cpu_router_split() {
+    if software_wgpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sidrec = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sidrec")).args(args).current_dir(d).output().unwrap();
+        assert!(out.status.success(), "sidrec {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let sizes = [
+        "--set", "synthetic.users=300", "--set", "synthetic.items=150", "--set", "synthetic.topics=6",
+        "--set", "synthetic.cf_pairs=10", "--set", "tokenizer.codebook_size=16", "--set", "tokenizer.hidden=[32]",
+        "--set", "tokenizer.epochs=8", "--set", "tokenizer.flexcode.transition_batch=128",
+    ];
+    // The catalogue's size from a plain CPU run, then CF embeddings for it: the semantic
+    // features of another synthetic draw, a deterministic stand-in for SASRec's table.
+    let mut args = vec!["tokenize", "synthetic", "--device", "cpu", "--out", "plain"];
+    args.extend(sizes);
+    sidrec(&args);
+    let plain: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(d.join("plain/synthetic.index.json")).unwrap()).unwrap();
+    let n = plain.len();
+    let mut rng = StdRng::seed_from_u64(5);
+    let cf: Vec<f32> = (0..n * 16).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let cf_file = d.join("cf.npy");
+    sidrec::data::Embeddings::new(n, 16, cf).save_npy(&cf_file).unwrap();
+    let mut shares = Vec::new();
+    for device in ["cpu", "wgpu-cpu"] {
+        let out = format!("fc-{device}");
+        let mut args = vec!["tokenize", "synthetic", "--device", device, "--out", &out, "--cf-embeddings", cf_file.to_str().unwrap()];
+        args.extend(sizes);
+        args.extend(["--set", "tokenizer.kind=\"flexcode\""]);
+        sidrec(&args);
+        let index: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(d.join(&out).join("synthetic.index.json")).unwrap()).unwrap();
+        assert_eq!(index.len(), n);
+        let ids: std::collections::BTreeSet<String> = index.values().map(|v| v.to_string()).collect();
+        assert_eq!(ids.len(), n, "{device}: the IDs are collision-free");
+        let lengths: std::collections::BTreeSet<usize> = index.values().map(|v| v.as_array().unwrap().len()).collect();
+        assert_eq!(lengths.len(), 1, "{device}: one ID length, {lengths:?}");
+        let text = serde_json::Value::Object(index).to_string();
+        assert!(text.contains("\"<A_") && text.contains("\"<a_"), "{device}: the IDs mix both codebooks");
+        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join(&out).join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(m["collisions"]["rate_final"], 0.0, "{m}");
+        let share = |g: &str| m[g]["mean_cf_share"].as_f64().unwrap();
+        shares.push([share("all"), share("head"), share("tail")]);
+        assert!(d.join(&out).join("flexcode.safetensors").is_file());
+    }
+    for g in 0..3 {
+        assert!((shares[0][g] - shares[1][g]).abs() < 0.05, "cpu {:?} vs wgpu {:?}", shares[0], shares[1]);
+    }
+}
