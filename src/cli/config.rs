@@ -118,13 +118,12 @@ pub struct RunConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The config file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message only, so that `{:#}` says it once).
+        error: std::io::Error,
     },
     /// The file is not valid TOML.
     #[error("{path}: {msg}")]
@@ -187,7 +186,7 @@ impl RunConfig {
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self, ConfigError> {
         match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Io { path: p.into(), source: e })?;
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Io { path: p.into(), error: e })?;
                 Self::load_str(&text, &p.display().to_string(), overrides)
             }
             None => Self::load_str("", "defaults", overrides),

@@ -2,7 +2,7 @@
 //! the baselines on the validation and test targets, written as JSON.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use burn::tensor::{Device, Tensor};
@@ -13,7 +13,7 @@ use super::train_cmd::fixed_shapes;
 use crate::data::{IdMap, Part};
 use crate::decode::Trie;
 use crate::eval::{evaluate, EvalResult, GenerativeRanker, MostPopular, RandomRanker};
-use crate::train::checkpoint;
+use crate::train::{checkpoint, sasrec_task};
 
 /// Evaluates most-popular and random on validation and test.
 pub fn baseline_results(p: &Prepared, cfg: &RunConfig) -> Vec<EvalResult> {
@@ -70,8 +70,23 @@ pub fn check_catalogue(dir: &Path, items: &IdMap, p: &Prepared, cfg: &RunConfig)
 /// DiscRec, also prints and writes `<out_dir>/gate.json` with the mean gate weight of each
 /// branch.
 pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &Device, out_dir: &Path) -> Result<Vec<EvalResult>> {
+    let loaded = load_checked(cfg, p, ckpt, device)?;
+    evaluate_loaded(cfg, p, loaded, device, out_dir)
+}
+
+/// A checkpoint read and checked against the dataset, ready to evaluate.
+pub enum Loaded {
+    /// A generator, loaded.
+    Generator(checkpoint::Checkpoint),
+    /// A SASRec checkpoint folder (loaded when evaluated).
+    SasRec(PathBuf),
+}
+
+/// Reads checkpoint `ckpt` and checks it against `p`: the files against its manifest, the
+/// catalogue and the history window (generators: loaded whole, weights and IDs included).
+pub fn load_checked(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &Device) -> Result<Loaded> {
     if !checkpoint::read_parts(ckpt)?.spec.model.kind.is_generator() {
-        return super::sasrec_cmd::evaluate(cfg, p, ckpt, device);
+        return Ok(Loaded::SasRec(ckpt.to_path_buf()));
     }
     let ck = checkpoint::load(ckpt, device)?;
     check_catalogue(&ck.dir, &ck.items, p, cfg)?;
@@ -83,6 +98,16 @@ pub fn evaluate_checkpoint(cfg: &RunConfig, p: &Prepared, ckpt: &Path, device: &
             p.split.max_len
         );
     }
+    ck.item_tokens()?;
+    Ok(Loaded::Generator(ck))
+}
+
+/// Evaluates a checkpoint read by [`load_checked`] (see [`evaluate_checkpoint`]).
+pub fn evaluate_loaded(cfg: &RunConfig, p: &Prepared, loaded: Loaded, device: &Device, out_dir: &Path) -> Result<Vec<EvalResult>> {
+    let ck = match loaded {
+        Loaded::SasRec(dir) => return super::sasrec_cmd::evaluate(cfg, p, &dir, device),
+        Loaded::Generator(ck) => ck,
+    };
     let items = ck.item_tokens()?;
     let trie = Trie::new(&items, true, device)?;
     let pad_to = if fixed_shapes(cfg, device) { items.full_encoder_length(p.split.max_len) } else { 0 };
@@ -191,13 +216,25 @@ pub fn print_results(cfg: &RunConfig, p: &Prepared, results: &[EvalResult]) {
 /// Runs `sidrec eval`: the baselines, and the generator of `checkpoint` when given.
 pub fn run(cfg: &RunConfig, checkpoint: Option<&Path>) -> Result<()> {
     let p = prepare(cfg)?;
-    let dir = run_dir(cfg, "eval")?;
-    write_id_maps(&p.ds, &dir)?;
-    let results = match checkpoint {
+    // The checkpoint is read and checked before the run folder is made or touched, so that a
+    // bad one leaves no output behind.
+    let loaded = match checkpoint {
         Some(ckpt) => {
             let device = cfg.run.device.init()?;
-            evaluate_checkpoint(cfg, &p, ckpt, &device, &dir)?
+            let loaded = load_checked(cfg, &p, ckpt, &device)?;
+            if let Loaded::SasRec(dir) = &loaded {
+                // Loaded once here only to check it (SASRec checkpoints are small).
+                let ck = sasrec_task::load(dir, &device)?;
+                check_catalogue(&ck.parts.dir, &ck.parts.items, &p, cfg)?;
+            }
+            Some((loaded, device))
         }
+        None => None,
+    };
+    let dir = run_dir(cfg, "eval")?;
+    write_id_maps(&p.ds, &dir)?;
+    let results = match loaded {
+        Some((loaded, device)) => evaluate_loaded(cfg, &p, loaded, &device, &dir)?,
         None => baseline_results(&p, cfg),
     };
     print_results(cfg, &p, &results);

@@ -54,6 +54,9 @@ pub fn read_histories(path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
         } else {
             line.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).map(String::from).collect()
         };
+        if ids.is_empty() {
+            bail!("{} line {}: an empty history (only separators: {line:?})", path.display(), i + 1);
+        }
         out.push((i + 1, ids));
     }
     if out.is_empty() {
@@ -157,5 +160,8 @@ mod tests {
         assert_eq!(h, vec![(2, v(&["1", "2", "3"])), (4, v(&["4", "5", "6"])), (5, v(&["Titanic (1997)", "Heat, The (1995)"]))]);
         std::fs::write(&p, "# nothing\n").unwrap();
         assert!(read_histories(&p).unwrap_err().to_string().contains("no histories"));
+        std::fs::write(&p, "1 2\n , ,\n").unwrap();
+        let err = read_histories(&p).unwrap_err().to_string();
+        assert!(err.contains("h.txt line 2: an empty history"), "{err}");
     }
 }

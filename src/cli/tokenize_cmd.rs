@@ -193,9 +193,31 @@ pub fn run(cfg: &RunConfig) -> Result<()> {
         return import(cfg, &p, path, started);
     }
     let device = cfg.run.device.init()?;
+    // The item vectors are read and checked before the run folder is made, so that a bad
+    // embedding file leaves no output behind.
+    let vectors = if cfg.tokenizer.kind == TokenizerKind::Flexcode {
+        check_flexcode_inputs(cfg, &p)?;
+        None
+    } else {
+        Some(item_vectors(cfg, &p)?)
+    };
     let dir = run_dir(cfg, "tokenize")?;
     write_id_maps(&p.ds, &dir)?;
-    tokenize_items(cfg, &p, &dir, &device)?;
+    tokenize_items_with(cfg, &p, &dir, &device, vectors)?;
+    Ok(())
+}
+
+/// Reads and checks FlexCode's given embedding files (the semantic ones and, when named, the
+/// CF ones), so that a bad file is refused before any output is written.
+fn check_flexcode_inputs(cfg: &RunConfig, p: &Prepared) -> Result<()> {
+    item_vectors(cfg, p)?;
+    let f = &cfg.tokenizer.flexcode;
+    if let Some(path) = &f.cf_embeddings {
+        let path = expand_home(&path.to_string_lossy());
+        let path = if path.is_dir() { crate::train::sasrec_task::embedding_paths(&path).0 } else { path };
+        let key = if path.extension().is_some_and(|e| e == "safetensors") { f.cf_embeddings_key.as_deref() } else { None };
+        Embeddings::load(&path, key)?.check_rows(&path, p.ds.num_items())?;
+    }
     Ok(())
 }
 
@@ -204,12 +226,26 @@ pub fn run(cfg: &RunConfig) -> Result<()> {
 /// collision-free IDs and the index file's path. `sidrec train` calls this when no index is
 /// given.
 pub fn tokenize_items(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &burn::tensor::Device) -> Result<(SemanticIndex, std::path::PathBuf)> {
+    tokenize_items_with(cfg, p, dir, device, None)
+}
+
+/// [`tokenize_items`] with the item vectors already read (`None`: read them here).
+fn tokenize_items_with(
+    cfg: &RunConfig,
+    p: &Prepared,
+    dir: &Path,
+    device: &burn::tensor::Device,
+    vectors: Option<(Embeddings, String)>,
+) -> Result<(SemanticIndex, std::path::PathBuf)> {
     if cfg.tokenizer.kind == TokenizerKind::Flexcode {
         return super::flexcode_cmd::tokenize_flexcode(cfg, p, dir, device, &index_name(&p.ds.name));
     }
     let started = Instant::now();
     let t = &cfg.tokenizer;
-    let (emb, source) = item_vectors(cfg, p)?;
+    let (emb, source) = match vectors {
+        Some(v) => v,
+        None => item_vectors(cfg, p)?,
+    };
     let seed = t.seed.unwrap_or(cfg.run.seed);
     let x = Tensor::<2>::from_data(TensorData::new(emb.data.clone(), [emb.rows, emb.dim]), device);
     let tokenizer = match t.kind {

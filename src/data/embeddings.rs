@@ -31,50 +31,62 @@ impl Embeddings {
     /// Reads `.npy` or `.safetensors` by extension. For safetensors, `key` names the tensor; it
     /// may be left out when the file holds exactly one.
     pub fn load(path: &Path, key: Option<&str>) -> Result<Self> {
-        let emb = match path.extension().and_then(|e| e.to_str()) {
-            Some("npy") => Self::load_npy(path)?,
-            Some("safetensors") => Self::load_safetensors(path, key)?,
-            _ => return Err(DataError::file(path, "unknown embedding format: expected .npy or .safetensors")),
+        let format = Self::format(path)?;
+        let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+        Self::parse(path, format, &bytes, key)
+    }
+
+    /// The format of `path` by its extension: `npy` or `safetensors`.
+    fn format(path: &Path) -> Result<&'static str> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("npy") => Ok("npy"),
+            Some("safetensors") => Ok("safetensors"),
+            _ => Err(DataError::file(path, "unknown embedding format: expected .npy or .safetensors")),
+        }
+    }
+
+    /// Parses the contents `bytes` of embedding file `path` (named in errors; its extension
+    /// picks the format), with the checks of [`Embeddings::load`]. Every size a header claims
+    /// is checked against `bytes.len()` before anything is allocated for it.
+    pub fn from_bytes(path: &Path, bytes: &[u8], key: Option<&str>) -> Result<Self> {
+        Self::parse(path, Self::format(path)?, bytes, key)
+    }
+
+    fn parse(path: &Path, format: &str, bytes: &[u8], key: Option<&str>) -> Result<Self> {
+        let emb = match format {
+            "npy" => Self::parse_npy(path, bytes)?,
+            _ => Self::parse_safetensors(path, bytes, key)?,
         };
         emb.check_finite(path)?;
         Ok(emb)
     }
 
-    fn load_npy(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-        let bad = |m: String| DataError::file(path, m);
-        let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
-        let shape = npy.shape().to_vec();
-        let [rows, dim] = shape[..] else {
-            return Err(bad(format!("expected a 2-D matrix [items, dim], found shape {shape:?}")));
-        };
-        if npy.order() == npyz::Order::Fortran {
-            return Err(bad("Fortran-ordered arrays are not supported: save with C order".into()));
-        }
-        let dtype = npy.dtype().descr();
-        let data: Vec<f32> = match dtype.trim_matches(['\'', '<', '>', '|', '=']) {
-            "f4" => npy.into_vec::<f32>(),
-            "f8" => npy.into_vec::<f64>().map(|v| v.into_iter().map(|x| x as f32).collect()),
-            other => return Err(bad(format!("unsupported dtype {other:?}: expected float32 or float64"))),
-        }
-        .map_err(|e| bad(format!("truncated or unreadable data: {e}")))?;
-        Ok(Self::new(rows as usize, dim as usize, data))
+    fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let m = super::npy::parse(bytes).map_err(|m| DataError::file(path, m))?;
+        Ok(Self::new(m.rows, m.dim, m.data))
     }
 
-    fn load_safetensors(path: &Path, key: Option<&str>) -> Result<Self> {
+    fn parse_safetensors(path: &Path, bytes: &[u8], key: Option<&str>) -> Result<Self> {
         use safetensors::{Dtype, SafeTensors};
-        let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-        let st = SafeTensors::deserialize(&bytes)
+        // The safetensors crate checks the header length against the buffer (and caps it at
+        // 100 MB) and every tensor's extent against the data before it reads them.
+        let st = SafeTensors::deserialize(bytes)
             .map_err(|e| DataError::file(path, format!("not a valid safetensors file: {e}")))?;
         let mut names = st.names();
         names.sort();
         let name = match key {
             Some(k) => k.to_string(),
             None if names.len() == 1 => names[0].to_string(),
+            None if names.is_empty() => return Err(DataError::file(path, "holds no tensors")),
             None => {
                 return Err(DataError::file(
                     path,
-                    format!("holds {} tensors ({}); name the embedding tensor", names.len(), names.join(", ")),
+                    format!(
+                        "holds {} tensors ({}); name the embedding tensor (tokenizer.embeddings_key or \
+                         tokenizer.flexcode.cf_embeddings_key)",
+                        names.len(),
+                        names.join(", ")
+                    ),
                 ))
             }
         };
@@ -85,14 +97,19 @@ impl Embeddings {
         let [rows, dim] = view.shape()[..] else {
             return Err(bad(format!("expected a 2-D matrix [items, dim], found shape {:?}", view.shape())));
         };
-        let raw = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F64 => raw
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-                .collect(),
+        let width = match view.dtype() {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
             other => return Err(bad(format!("unsupported dtype {other:?}: expected F32 or F64"))),
+        };
+        let raw = view.data();
+        if rows.checked_mul(dim).and_then(|n| n.checked_mul(width)) != Some(raw.len()) {
+            return Err(bad(format!("shape [{rows}, {dim}] does not match its {} bytes of data", raw.len())));
+        }
+        let data: Vec<f32> = if width == 4 {
+            raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        } else {
+            raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect()
         };
         Ok(Self::new(rows, dim, data))
     }
@@ -194,7 +211,7 @@ mod tests {
         let p = dir.path().join("garbage.npy");
         std::fs::write(&p, b"not numpy").unwrap();
         let err = Embeddings::load(&p, None).unwrap_err().to_string();
-        assert!(err.contains("garbage.npy: not a valid .npy file"), "{err}");
+        assert!(err.contains("garbage.npy: not a .npy file"), "{err}");
 
         let p = dir.path().join("e.txt");
         std::fs::write(&p, b"1 2").unwrap();

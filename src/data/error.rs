@@ -27,13 +27,13 @@ impl std::fmt::Display for Location {
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, and not a `source()`, so that an error chain
+        /// printed with `{:#}` says it once).
+        error: std::io::Error,
     },
     /// The file's content is malformed or inconsistent.
     #[error("{path}{at}: {msg}")]
@@ -58,7 +58,7 @@ pub enum DataError {
 impl DataError {
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+        DataError::Io { path: path.into(), error: source }
     }
 
     /// A problem with the whole file `path`.

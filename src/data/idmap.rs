@@ -79,7 +79,12 @@ impl IdMap {
             .map_err(|e| DataError::line(path, e.line() as u64, e.to_string()))?;
         let map = Self::from_raw(raw);
         if map.index.len() != map.raw.len() {
-            return Err(DataError::file(path, "duplicate ids in id map"));
+            let mut first = HashMap::new();
+            for (i, id) in map.raw.iter().enumerate() {
+                if let Some(j) = first.insert(id.as_str(), i) {
+                    return Err(DataError::file(path, format!("duplicate ids in id map: {id:?} at positions {j} and {i}")));
+                }
+            }
         }
         Ok(map)
     }

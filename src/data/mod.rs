@@ -10,6 +10,7 @@ pub mod idmap;
 pub mod item_stats;
 pub mod kcore;
 pub mod log;
+pub mod npy;
 pub mod popularity;
 pub mod semantic_index;
 pub mod split;

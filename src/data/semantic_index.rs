@@ -18,7 +18,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::error::{DataError, Result};
-use super::formats::lcrec::{kind, read_object};
+use super::formats::lcrec::{check_unique_keys, kind, read_object};
 use super::idmap::IdMap;
 
 /// Which codebook a token comes from.
@@ -148,6 +148,11 @@ fn colliding(groups: &[Vec<u32>]) -> usize {
     groups.iter().map(Vec::len).sum()
 }
 
+/// The largest code an index file may hold: no codebook of sidrec's (nor LC-Rec's, TIGER's,
+/// LETTER's) comes near 2^20 codes a level, and the vocabulary and usage counts are sized by
+/// the largest code, so a larger one is refused where it is read rather than allocated for.
+pub const MAX_CODE: u32 = (1 << 20) - 1;
+
 /// What reading an index file found besides the IDs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexReport {
@@ -160,8 +165,10 @@ impl SemanticIndex {
     /// an entry; entries for other items are counted in the report and skipped.
     pub fn read(path: &Path, items: &IdMap) -> Result<(Self, IndexReport)> {
         let object: Vec<(String, Value)> = read_object(path)?;
+        check_unique_keys(path, &object, "item")?;
         let mut ids: Vec<Option<Vec<CodeToken>>> = vec![None; items.len()];
         let mut report = IndexReport::default();
+        let mut first_unknown = None;
         for (item, tokens) in &object {
             let Value::Array(tokens) = tokens else {
                 return Err(DataError::key(path, item, format!("expected a list of tokens, found {}", kind(tokens))));
@@ -177,18 +184,36 @@ impl SemanticIndex {
             if parsed.is_empty() {
                 return Err(DataError::key(path, item, "empty semantic ID"));
             }
+            if let Some(t) = parsed.iter().find(|t| t.code > MAX_CODE) {
+                return Err(DataError::key(
+                    path,
+                    item,
+                    format!("token {t} has code {}, beyond any codebook (at most {} codes a level)", t.code, MAX_CODE + 1),
+                ));
+            }
             check_level_order(&parsed).map_err(|m| DataError::key(path, item, m))?;
-            match items.dense(item) {
+            match items.dense(item.trim()) {
                 Some(d) => ids[d as usize] = Some(parsed),
-                None => report.extra_entries += 1,
+                None => {
+                    report.extra_entries += 1;
+                    first_unknown.get_or_insert(item.as_str());
+                }
             }
         }
         let missing: Vec<&str> =
             ids.iter().enumerate().filter(|(_, v)| v.is_none()).map(|(i, _)| items.raw(i as u32)).collect();
         if let Some(first) = missing.first() {
+            let unknown = match first_unknown {
+                Some(u) => format!(
+                    "; {} of its {} entries name items that are not in the catalogue (first: {u:?}): is it the index of another dataset?",
+                    report.extra_entries,
+                    object.len()
+                ),
+                None => String::new(),
+            };
             return Err(DataError::file(
                 path,
-                format!("{} catalogue items have no semantic ID (first: item {first:?})", missing.len()),
+                format!("{} catalogue items have no semantic ID (first: item {first:?}){unknown}", missing.len()),
             ));
         }
         Ok((Self { ids: ids.into_iter().map(|v| v.expect("checked")).collect() }, report))
@@ -407,6 +432,15 @@ mod tests {
         std::fs::write(&p, r#"{"0": ["<a_1>"]}"#).unwrap();
         let err = SemanticIndex::read(&p, &items).unwrap_err().to_string();
         assert!(err.contains("1 catalogue items have no semantic ID (first: item \"1\")"), "{err}");
+        std::fs::write(&p, r#"{"0": ["<a_1>"], "1": ["<a_2>"], "0": ["<a_3>"]}"#).unwrap();
+        let err = SemanticIndex::read(&p, &items).unwrap_err().to_string();
+        assert!(err.contains("x.index.json (key \"0\"): item \"0\" appears twice"), "{err}");
+        std::fs::write(&p, r#"{"7": ["<a_1>"], "8": ["<a_2>"]}"#).unwrap();
+        let err = SemanticIndex::read(&p, &items).unwrap_err().to_string();
+        assert!(err.contains("2 catalogue items have no semantic ID") && err.contains("2 of its 2 entries name items that are not in the catalogue (first: \"7\")"), "{err}");
+        std::fs::write(&p, r#"{"0": ["<a_1>"], "1": ["<a_4000000000>"]}"#).unwrap();
+        let err = SemanticIndex::read(&p, &items).unwrap_err().to_string();
+        assert!(err.contains("(key \"1\"): token <a_4000000000> has code 4000000000, beyond any codebook"), "{err}");
         std::fs::write(&p, r#"{"0": ["<a_1>"], "1": ["a1"]}"#).unwrap();
         let err = SemanticIndex::read(&p, &items).unwrap_err().to_string();
         assert!(err.contains("x.index.json (key \"1\"): token \"a1\""), "{err}");

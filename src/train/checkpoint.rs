@@ -66,6 +66,16 @@ fn file_err(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
     CheckpointError::File { path: path.to_path_buf(), msg: msg.to_string() }
 }
 
+/// A data-layer error on a checkpoint's file, which names the file itself (so it is said once).
+fn data_err(e: crate::data::DataError) -> CheckpointError {
+    use crate::data::DataError as D;
+    match e {
+        D::Io { path, error } => file_err(&path, error),
+        D::Format { path, at, msg } => CheckpointError::File { path: PathBuf::from(format!("{}{at}", path.display())), msg },
+        D::Dataset { name, msg } => CheckpointError::File { path: name.into(), msg },
+    }
+}
+
 /// How to rebuild the model of a checkpoint (generator or SASRec).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorSpec {
@@ -374,7 +384,7 @@ pub fn read_parts(dir: &Path) -> Result<Parts, CheckpointError> {
     let spec: GeneratorSpec = read_json(&dir.join("generator.json"))?;
     let state: TrainState = read_json(&dir.join("state.json"))?;
     let items_path = dir.join("items.json");
-    let items = IdMap::load(&items_path).map_err(|e| file_err(&items_path, e))?;
+    let items = IdMap::load(&items_path).map_err(data_err)?;
     Ok(Parts { dir, spec, state, items })
 }
 
@@ -382,7 +392,12 @@ pub fn read_parts(dir: &Path) -> Result<Parts, CheckpointError> {
 pub fn load_weights<M: Module>(dir: &Path, model: M) -> Result<M, CheckpointError> {
     let path = dir.join("model.bpk");
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(read(&path)?)).map_err(|e| file_err(&path, e))?;
-    model.try_load_record(record).map_err(|e| file_err(&path, e))
+    model.try_load_record(record).map_err(|e| {
+        file_err(
+            &path,
+            format!("the weights do not fit the model that generator.json describes (a checkpoint of another kind or size, or an edited generator.json?): {e}"),
+        )
+    })
 }
 
 /// Loads the generator checkpoint in `dir` (see [`existing`]) onto `device`; a SASRec
@@ -395,7 +410,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> 
     let model = crate::seed::try_init_unseeded(|| spec.init(device)).map_err(|e| file_err(&dir.join("generator.json"), e))?;
     let model = load_weights(&dir, model)?;
     let index_path = dir.join("items.index.json");
-    let (index, _) = SemanticIndex::read(&index_path, &items).map_err(|e| file_err(&index_path, e))?;
+    let (index, _) = SemanticIndex::read(&index_path, &items).map_err(data_err)?;
     let longest = index.ids.iter().map(Vec::len).max().unwrap_or(0);
     if longest != spec.id_len() {
         return Err(file_err(

@@ -4,9 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The `sidrec` binary: Cargo's, or `SIDREC_BIN` when set (a copy kept aside when several
+/// checkouts share one build folder and overwrite each other's binary).
+pub fn sidrec_bin() -> PathBuf {
+    std::env::var_os("SIDREC_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sidrec")))
+}
+
 /// Runs the `sidrec` binary with `args` in `cwd`.
 pub fn sidrec(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sidrec"))
+    Command::new(sidrec_bin())
         .args(args)
         .current_dir(cwd)
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
@@ -176,4 +182,42 @@ pub fn assert_discrec_parity(device: &burn::tensor::Device, kernel: bool) -> f32
         check(e.grad(&grads).unwrap().into_data(), floats(&format!("{p}.grad_e")), &format!("{p} grad e"));
     }
     worst
+}
+
+/// Every file and folder under `dir` with its contents (`None` for a folder), to check that a
+/// failing command created or changed nothing.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Option<Vec<u8>>> {
+    fn walk(dir: &Path, root: &Path, out: &mut std::collections::BTreeMap<PathBuf, Option<Vec<u8>>>) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for p in entries {
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if p.is_dir() {
+                out.insert(rel, None);
+                walk(&p, root, out);
+            } else {
+                out.insert(rel, Some(std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The paths that differ between two [`snapshot`]s: created, removed or changed.
+pub fn snapshot_diff(
+    before: &std::collections::BTreeMap<PathBuf, Option<Vec<u8>>>,
+    after: &std::collections::BTreeMap<PathBuf, Option<Vec<u8>>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (p, v) in after {
+        match before.get(p) {
+            None => out.push(format!("created {}", p.display())),
+            Some(b) if b != v => out.push(format!("changed {}", p.display())),
+            _ => {}
+        }
+    }
+    out.extend(before.keys().filter(|p| !after.contains_key(*p)).map(|p| format!("removed {}", p.display())));
+    out
 }

@@ -27,6 +27,8 @@ pub(crate) struct Columns {
     pub time: Option<usize>,
     /// Rating column, if any.
     pub rating: Option<usize>,
+    /// How many fields every row has: as many as the header (or, without one, the first row).
+    pub count: usize,
 }
 
 impl Columns {
@@ -55,13 +57,24 @@ pub(crate) fn columns_from_header(path: &Path, header: &[String]) -> Result<Colu
         item: find(ITEM_NAMES).ok_or_else(|| missing("item", ITEM_NAMES))?,
         time: find(TIME_NAMES),
         rating: find(RATING_NAMES),
+        count: header.len(),
     })
 }
 
-/// Opens a delimited reader over `path`. `quoting` enables CSV double quotes (off for RecBole,
-/// whose titles contain bare quotes).
+/// The UTF-8 byte order mark that spreadsheet programs put at the start of CSV files.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Opens a delimited reader over `path`, past a UTF-8 byte order mark if the file starts with
+/// one (as spreadsheets write them: the header is then read as if there were none). `quoting`
+/// enables CSV double quotes (off for RecBole, whose titles contain bare quotes).
 pub(crate) fn open(path: &Path, delimiter: u8, quoting: bool) -> Result<csv::Reader<std::fs::File>> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut head = Vec::with_capacity(3);
+    (&mut file).take(3).read_to_end(&mut head).map_err(|e| DataError::io(path, e))?;
+    if head != BOM {
+        file.rewind().map_err(|e| DataError::io(path, e))?;
+    }
     Ok(csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
@@ -102,12 +115,26 @@ pub(crate) fn read_rows(
         if rec.len() == 1 && rec[0].iter().all(u8::is_ascii_whitespace) {
             continue;
         }
+        if rec.iter().any(|f| f.contains(&b'\n') || f.contains(&b'\r')) {
+            return Err(DataError::line(
+                path,
+                line,
+                "a quoted field runs over a line break: an unclosed '\"' quote? (ids cannot hold line breaks)",
+            ));
+        }
         let f = fields(path, line, &rec)?;
         if f.len() < width {
             return Err(DataError::line(
                 path,
                 line,
                 format!("expected at least {width} fields, found {}", f.len()),
+            ));
+        }
+        if f.len() != cols.count {
+            return Err(DataError::line(
+                path,
+                line,
+                format!("expected {} fields as in the first line, found {} (a ragged row)", cols.count, f.len()),
             ));
         }
         let bad = |m: String| DataError::line(path, line, m);
@@ -146,11 +173,12 @@ fn delimiter(path: &Path) -> Result<u8> {
         Some("tsv") => Ok(b'\t'),
         Some("csv") => Ok(b','),
         _ => {
-            use std::io::BufRead;
+            use std::io::{BufRead, Read};
             let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-            let mut first = String::new();
-            std::io::BufReader::new(file).read_line(&mut first).map_err(|e| DataError::io(path, e))?;
-            Ok(if first.contains('\t') { b'\t' } else { b',' })
+            let mut first = Vec::new();
+            // The first line only, and at most 64 KiB of it.
+            std::io::BufReader::new(file.take(1 << 16)).read_until(b'\n', &mut first).map_err(|e| DataError::io(path, e))?;
+            Ok(if first.contains(&b'\t') { b'\t' } else { b',' })
         }
     }
 }
@@ -173,7 +201,7 @@ pub fn load(path: &Path) -> Result<InteractionLog> {
         if n < 2 {
             return Err(DataError::line(path, 1, format!("expected user,item[,timestamp[,rating]], found {n} field")));
         }
-        Columns { user: 0, item: 1, time: (n > 2).then_some(2), rating: (n > 3).then_some(3) }
+        Columns { user: 0, item: 1, time: (n > 2).then_some(2), rating: (n > 3).then_some(3), count: n }
     };
     if !is_header {
         // The first row is data: read the file again from its start.
@@ -211,6 +239,12 @@ mod tests {
         assert_eq!(log.records.len(), 2);
         assert_eq!(log.name, "b");
 
+        // A byte order mark (as spreadsheets write) is skipped: the header is found.
+        let p = write(dir.path(), "bom.csv", "\u{feff}user,item,timestamp\nu1,i1,10\n");
+        let log = load(&p).unwrap();
+        assert_eq!((log.records.len(), log.users.name(0)), (1, "u1"));
+        assert!(log.has_timestamps);
+
         let p = write(dir.path(), "c.txt", "u,i\nv,j\n");
         let log = load(&p).unwrap();
         assert_eq!((log.records[0].time, log.records[1].time), (0.0, 1.0));
@@ -229,6 +263,9 @@ mod tests {
             ("user,product\nu,i\n", "bad.csv:1: no item column in the header"),
             ("", "bad.csv: the file is empty"),
             ("user,item\n", "no interactions in the file"),
+            ("user,item,timestamp\nu,i,1,9\n", "bad.csv:2: expected 3 fields as in the first line, found 4"),
+            ("u,i\nu,j\nu,k,3\n", "bad.csv:3: expected 2 fields as in the first line, found 3"),
+            ("user,item,timestamp\nu,\"i,1\nv,j,2\n", "bad.csv:2: a quoted field runs over a line break"),
         ];
         for (text, expected) in cases {
             let p = write(dir.path(), "bad.csv", text);

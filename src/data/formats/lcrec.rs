@@ -44,9 +44,12 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
 /// the line.
 pub(crate) fn read_object<V: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<(String, V)>> {
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-    serde_json::from_str::<OrderedMap<V>>(&text).map(|m| m.0).map_err(|e| {
+    // A UTF-8 byte order mark (some editors write one) is not JSON; it is skipped.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let top_level_object = text.trim_start().starts_with('{');
+    serde_json::from_str::<OrderedMap<V>>(text).map(|m| m.0).map_err(|e| {
         let msg = e.to_string();
-        if e.is_data() && msg.contains("expected a JSON object") {
+        if e.is_data() && !top_level_object {
             DataError::file(path, format!("expected a JSON object at the top level ({msg})"))
         } else if e.is_data() {
             DataError::line(path, e.line() as u64, format!("unexpected value: {msg}"))
@@ -54,6 +57,18 @@ pub(crate) fn read_object<V: for<'de> Deserialize<'de>>(path: &Path) -> Result<V
             DataError::line(path, e.line() as u64, format!("malformed JSON: {msg}"))
         }
     })
+}
+
+/// Errors when two keys of a JSON object read by [`read_object`] are the same id (after
+/// trimming), naming the key: serde_json would otherwise keep one of them silently.
+pub(crate) fn check_unique_keys<V>(path: &Path, object: &[(String, V)], what: &str) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(object.len());
+    for (key, _) in object {
+        if !seen.insert(key.trim()) {
+            return Err(DataError::key(path, key, format!("{what} {:?} appears twice", key.trim())));
+        }
+    }
+    Ok(())
 }
 
 /// A word for the JSON type of `v`, for messages.
@@ -84,6 +99,7 @@ fn item_id(v: &Value) -> std::result::Result<String, String> {
 /// Reads `<name>.inter.json` and, if present, `<name>.item.json` beside it.
 pub fn load(inter: &Path) -> Result<InteractionLog> {
     let object: Vec<(String, Value)> = read_object(inter)?;
+    check_unique_keys(inter, &object, "user")?;
     let mut log = InteractionLog::new(super::dataset_name(inter));
     let mut buf = String::new();
     for (user, items) in &object {
@@ -95,6 +111,9 @@ pub fn load(inter: &Path) -> Result<InteractionLog> {
                 format!("expected a list of item ids, found {}", kind(items)),
             ));
         };
+        if items.is_empty() {
+            return Err(DataError::key(inter, user, "empty history: the user's list of items is empty"));
+        }
         for (pos, v) in items.iter().enumerate() {
             buf.clear();
             let id = item_id(v).map_err(|m| DataError::key(inter, user, format!("{m} at position {pos}")))?;
@@ -105,6 +124,9 @@ pub fn load(inter: &Path) -> Result<InteractionLog> {
     let item_file = sibling(inter, ".item.json");
     if item_file.exists() {
         log.item_text = load_item_text(&item_file)?;
+    }
+    if log.records.is_empty() {
+        return Err(DataError::file(inter, "no interactions in the file (an empty object)"));
     }
     Ok(log)
 }
@@ -125,7 +147,22 @@ fn field_text(v: &Value) -> Option<String> {
 
 /// Reads `<name>.item.json`: item id -> object of text fields.
 pub fn load_item_text(path: &Path) -> Result<std::collections::HashMap<String, ItemText>> {
-    let object: Vec<(String, OrderedMap<Value>)> = read_object(path)?;
+    /// An entry of the file: an object of text fields (kept in file order), or anything else.
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Fields(OrderedMap<Value>),
+        Other(#[allow(dead_code)] Value),
+    }
+    let object: Vec<(String, OrderedMap<Value>)> = read_object::<Entry>(path)?
+        .into_iter()
+        .map(|(item, v)| match v {
+            Entry::Fields(fields) => Ok((item, fields)),
+            Entry::Other(_) => Err(item),
+        })
+        .collect::<std::result::Result<_, String>>()
+        .map_err(|item| DataError::key(path, &item, "expected an object of text fields ({\"title\": ...})"))?;
+    check_unique_keys(path, &object, "item")?;
     let mut out = std::collections::HashMap::with_capacity(object.len());
     for (item, OrderedMap(fields)) in object {
         let id = check_id("item", &item).map_err(|m| DataError::key(path, &item, m))?.to_string();
@@ -157,6 +194,9 @@ mod tests {
         );
         let log = load(&inter).unwrap();
         assert_eq!(log.name, "B");
+        // A byte order mark is skipped.
+        let bom = write(dir.path(), "C.inter.json", "\u{feff}{\"0\": [1]}");
+        assert_eq!(load(&bom).unwrap().records.len(), 1);
         assert_eq!(log.records.len(), 5);
         assert_eq!(log.items.name(log.records[0].item), "3");
         assert_eq!(log.records[2].time, 2.0);
@@ -181,6 +221,10 @@ mod tests {
             (r#"{"7": [1, 2.5]}"#, "item id 2.5 is not an integer"),
             (r#"{"-2": [1]}"#, "negative user id"),
             (r#"{"7": [null]}"#, "found null"),
+            (r#"{"7": [1], "8": []}"#, "x.inter.json (key \"8\"): empty history"),
+            (r#"{"7": [1], "8": [2], "7": [3]}"#, "x.inter.json (key \"7\"): user \"7\" appears twice"),
+            (r#"{"7": [1, 99999999999999999999999]}"#, "is not an integer at position 1"),
+            ("{}", "x.inter.json: no interactions in the file"),
         ];
         for (text, expected) in cases {
             let p = write(dir.path(), "x.inter.json", text);

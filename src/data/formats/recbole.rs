@@ -12,6 +12,9 @@ use super::sibling;
 use crate::data::error::{DataError, Result};
 use crate::data::log::{check_id, InteractionLog, ItemText};
 
+/// The field types of RecBole's atomic files.
+const TYPES: &[&str] = &["token", "token_seq", "float", "float_seq"];
+
 /// Reads the header row of a RecBole file.
 fn header(path: &Path, reader: &mut csv::Reader<std::fs::File>) -> Result<Vec<String>> {
     let mut rec = csv::ByteRecord::new();
@@ -25,6 +28,23 @@ fn header(path: &Path, reader: &mut csv::Reader<std::fs::File>) -> Result<Vec<St
             1,
             format!("not a RecBole header (fields must be name:type): [{}]", head.join(", ")),
         ));
+    }
+    for h in &head {
+        let (name, ty) = h.trim().split_once(':').expect("checked above");
+        if name.trim().is_empty() {
+            return Err(DataError::line(path, 1, format!("header field {h:?} has no name")));
+        }
+        if !TYPES.contains(&ty.trim()) {
+            return Err(DataError::line(
+                path,
+                1,
+                format!("header field {h:?} has an unknown type {ty:?} (RecBole's types: {})", TYPES.join(", ")),
+            ));
+        }
+    }
+    let names: Vec<String> = head.iter().map(|h| bare_name(h)).collect();
+    if let Some((i, n)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
+        return Err(DataError::line(path, 1, format!("header field {:?} names column {n:?} twice", head[i])));
     }
     Ok(head)
 }
@@ -66,6 +86,9 @@ pub fn load_item_text(path: &Path) -> Result<HashMap<String, ItemText>> {
             return Err(DataError::line(path, line, format!("expected {} fields, found {}", names.len(), f.len())));
         }
         let id = check_id("item", f[id_col]).map_err(|m| DataError::line(path, line, m))?;
+        if out.contains_key(id) {
+            return Err(DataError::line(path, line, format!("item {id:?} is described twice")));
+        }
         let text: ItemText = names
             .iter()
             .zip(&f)
@@ -118,5 +141,16 @@ mod tests {
         std::fs::write(&inter, "user_id\titem_id\n1\t2\n").unwrap();
         let err = load(&inter).unwrap_err().to_string();
         assert!(err.contains("x.inter:1: not a RecBole header"), "{err}");
+        for (head, want) in [
+            ("user_id:token\titem_id:str\n1\t2\n", "x.inter:1: header field \"item_id:str\" has an unknown type \"str\""),
+            ("user_id:token\titem_id:token\tuser_id:token\n1\t2\t3\n", "names column \"user_id\" twice"),
+            ("user_id:token\t:float\n1\t2\n", "header field \":float\" has no name"),
+            ("user_id:token\ttimestamp:float\n1\t2\n", "x.inter:1: no item column in the header"),
+            ("user_id:token\titem_id:token\ttimestamp:float\n1\t2\tNaN\n", "x.inter:2: timestamp \"NaN\" is not a finite number"),
+        ] {
+            std::fs::write(&inter, head).unwrap();
+            let err = load(&inter).unwrap_err().to_string();
+            assert!(err.contains(want), "{err} should contain {want}");
+        }
     }
 }
