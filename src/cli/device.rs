@@ -160,21 +160,7 @@ impl DeviceChoice {
         if let Some(d) = devices.get(&self) {
             return Ok(d.clone());
         }
-        let wgpu_device = |kind: DeviceKind, api: Option<WgpuBackend>| -> Result<Initialised> {
-            let options = Device::wgpu_options().device_kind(kind);
-            let options = match api {
-                Some(api) => options.graphics_api(api),
-                None => options,
-            };
-            let (device, setup) = options.init_with_setup().map_err(|e| {
-                anyhow!(
-                    "no usable wgpu adapter for --device {self}: {e}. Install a Vulkan driver \
-                     (for a software one: apt-get install mesa-vulkan-drivers libvulkan1), or use \
-                     --device cpu"
-                )
-            })?;
-            Ok((device, Some(AdapterSummary { info: setup.adapter.get_info(), limits: setup.adapter.limits() })))
-        };
+        let wgpu_device = |kind: DeviceKind, api: Option<WgpuBackend>| wgpu_device(self, kind, api);
         let initialised = match self {
             DeviceChoice::Cpu => (Device::flex(), None),
             DeviceChoice::Wgpu => wgpu_device(DeviceKind::DefaultDevice, None)?,
@@ -191,6 +177,166 @@ impl DeviceChoice {
         devices.insert(self, initialised.clone());
         Ok(initialised)
     }
+}
+
+/// Starts the wgpu device `kind` (through `api` when given) for `--device choice`.
+fn wgpu_device(choice: DeviceChoice, kind: DeviceKind, api: Option<WgpuBackend>) -> Result<Initialised> {
+    let options = Device::wgpu_options().device_kind(kind);
+    let options = match api {
+        Some(api) => options.graphics_api(api),
+        None => options,
+    };
+    let (device, setup) = options.init_with_setup().map_err(|e| {
+        anyhow!(
+            "no usable wgpu adapter for --device {choice}: {e}. Install a Vulkan driver \
+             (for a software one: apt-get install mesa-vulkan-drivers libvulkan1), or use \
+             --device cpu"
+        )
+    })?;
+    Ok((device, Some(AdapterSummary { info: setup.adapter.get_info(), limits: setup.adapter.limits() })))
+}
+
+/// Which replica devices `--devices` asks for: a count (`--devices 2`: indices 0 and 1) or a
+/// list of adapter indices (`--devices 0,2`; one index alone as `--devices 1,`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The first N indices.
+    Count(usize),
+    /// These indices.
+    Indices(Vec<usize>),
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let s = s.trim();
+        let bad = || format!("--devices {s:?}: give a count (2) or comma-separated adapter indices (0,2; one index alone: 1,)");
+        if !s.contains(',') {
+            return match s.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(DeviceSpec::Count(n)),
+                _ => Err(bad()),
+            };
+        }
+        let v: Vec<usize> = s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.parse::<usize>()).collect::<std::result::Result<_, _>>().map_err(|_| bad())?;
+        if v.is_empty() {
+            return Err(bad());
+        }
+        Ok(DeviceSpec::Indices(v))
+    }
+}
+
+impl DeviceSpec {
+    /// The adapter indices, for the ranks of a machine each taking `len()` of them in turn:
+    /// local rank `r` takes `r * len() ..` for a count (a list cannot be shared out).
+    pub fn indices(&self, local_rank: usize) -> Result<Vec<usize>> {
+        match self {
+            DeviceSpec::Count(n) => Ok((local_rank * n..(local_rank + 1) * n).collect()),
+            DeviceSpec::Indices(v) if local_rank == 0 => Ok(v.clone()),
+            DeviceSpec::Indices(_) => Err(anyhow!(
+                "--devices with a list of adapter indices cannot be shared among the MPI ranks of one machine; \
+                 give a count (each rank r takes indices r*N .. r*N+N-1) or one rank per machine"
+            )),
+        }
+    }
+}
+
+/// What the data-parallel indices of a `--device` choice refer to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParallelTargets {
+    /// One device only (Burn's CPU backend, the software adapter): every index is that device.
+    Shared(String),
+    /// Physical GPUs of one kind through one graphics API, index `i` = the `i`th of them.
+    Gpus {
+        /// Discrete or integrated.
+        discrete: bool,
+        /// The API.
+        api: WgpuBackend,
+        /// Each adapter's name and API, by index.
+        names: Vec<String>,
+    },
+}
+
+/// The devices `--devices` indexes for `choice` (`sidrec info` lists them).
+pub fn parallel_targets(choice: DeviceChoice) -> ParallelTargets {
+    let shared_cpu = || ParallelTargets::Shared("Burn's CPU backend (flex), one device".into());
+    match choice {
+        DeviceChoice::Cpu => shared_cpu(),
+        DeviceChoice::WgpuCpu => ParallelTargets::Shared("the software Vulkan adapter, one device".into()),
+        DeviceChoice::Auto | DeviceChoice::Wgpu => {
+            let adapters = primary_adapters();
+            match pick_auto(&adapters).target {
+                AutoTarget::Cpu if choice == DeviceChoice::Auto => shared_cpu(),
+                AutoTarget::Cpu => ParallelTargets::Shared("wgpu's default adapter, one device".into()),
+                AutoTarget::Gpu { kind, api, .. } => {
+                    let discrete = matches!(kind, DeviceKind::DiscreteGpu(_));
+                    let wanted = if discrete { wgpu::DeviceType::DiscreteGpu } else { wgpu::DeviceType::IntegratedGpu };
+                    let backend = AUTO_APIS.iter().find(|(_, a)| *a == api).map(|(b, _)| *b);
+                    let names = adapters
+                        .iter()
+                        .filter(|a| a.device_type == wanted && Some(a.backend) == backend)
+                        .map(|a| format!("{} ({:?}, {:?})", a.name, a.device_type, a.backend))
+                        .collect();
+                    ParallelTargets::Gpus { discrete, api, names }
+                }
+            }
+        }
+    }
+}
+
+/// The device of adapter index `index` for `--device choice` (index 0 is `choice.init()`); on
+/// a one-device choice every index is that device.
+pub fn init_indexed(choice: DeviceChoice, index: usize) -> Result<Device> {
+    if index == 0 {
+        return choice.init();
+    }
+    match parallel_targets(choice) {
+        ParallelTargets::Shared(_) => choice.init(),
+        ParallelTargets::Gpus { discrete, api, names } => {
+            if index >= names.len() {
+                return Err(anyhow!(
+                    "--devices: adapter index {index} does not exist; --device {choice} has {} (see sidrec info): {}",
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+            static INDEXED: OnceLock<Mutex<HashMap<(DeviceChoice, usize), Device>>> = OnceLock::new();
+            let mut known = INDEXED.get_or_init(Default::default).lock().map_err(|_| anyhow!("device registry poisoned"))?;
+            if let Some(d) = known.get(&(choice, index)) {
+                return Ok(d.clone());
+            }
+            let kind = if discrete { DeviceKind::DiscreteGpu(index) } else { DeviceKind::IntegratedGpu(index) };
+            let (device, _) = wgpu_device(choice, kind, Some(api))?;
+            known.insert((choice, index), device.clone());
+            Ok(device)
+        }
+    }
+}
+
+/// The replica devices of `indices` for `--device choice`, the first the main one, with a note
+/// when several replicas share one device.
+pub fn replica_devices(choice: DeviceChoice, indices: &[usize]) -> Result<(Vec<Device>, Option<String>)> {
+    let devices = indices.iter().map(|&i| init_indexed(choice, i)).collect::<Result<Vec<_>>>()?;
+    let mut distinct: Vec<&Device> = Vec::new();
+    for d in &devices {
+        if !distinct.contains(&d) {
+            distinct.push(d);
+        }
+    }
+    let note = (distinct.len() < devices.len()).then(|| {
+        let what = match parallel_targets(choice) {
+            ParallelTargets::Shared(what) => what,
+            ParallelTargets::Gpus { .. } => "a repeated adapter index".into(),
+        };
+        format!(
+            "note: {} replicas on {} device(s) ({what}): the results are those of {} devices, the replicas run one after \
+             the other there, without a speed-up",
+            devices.len(),
+            distinct.len(),
+            devices.len()
+        )
+    });
+    Ok((devices, note))
 }
 
 /// Every adapter wgpu can see, on every backend compiled in.
@@ -214,6 +360,19 @@ pub fn info_report(choice: DeviceChoice) -> Result<String> {
         writeln!(out, "  [{i}] {} ({:?}, {:?}, driver: {} {})", a.name, a.backend, a.device_type, a.driver, a.driver_info)?;
     }
     writeln!(out, "--device auto would take: {}", pick_auto(&primary_adapters()).reason.trim_start_matches("device auto: "))?;
+    match parallel_targets(choice) {
+        ParallelTargets::Shared(what) => writeln!(
+            out,
+            "data-parallel indices (--devices, MPI local rank) for --device {choice}: {what}; every index is that device \
+             (replicas there give the same results as on separate devices, without a speed-up)"
+        )?,
+        ParallelTargets::Gpus { names, .. } => {
+            writeln!(out, "data-parallel indices (--devices N takes 0..N-1, an MPI rank its local rank) for --device {choice}:")?;
+            for (i, n) in names.iter().enumerate() {
+                writeln!(out, "  [{i}] {n}")?;
+            }
+        }
+    }
     let (device, summary) = choice.init_with_summary()?;
     writeln!(out, "chosen (--device {choice}): {device:?}")?;
     match summary {
@@ -273,6 +432,27 @@ mod tests {
             assert!(pick.reason.contains("CPU backend") && pick.reason.contains("--device wgpu-cpu"), "{}", pick.reason);
         }
         assert!(pick_auto(&[lavapipe]).reason.contains("only llvmpipe"));
+    }
+
+    #[test]
+    fn device_lists_parse_as_a_count_or_indices() {
+        assert_eq!("2".parse::<DeviceSpec>(), Ok(DeviceSpec::Count(2)));
+        assert_eq!("0,2".parse::<DeviceSpec>(), Ok(DeviceSpec::Indices(vec![0, 2])));
+        assert_eq!("1,".parse::<DeviceSpec>(), Ok(DeviceSpec::Indices(vec![1])));
+        for bad in ["0", "x", ",", "1,a", ""] {
+            assert!(bad.parse::<DeviceSpec>().is_err(), "{bad}");
+        }
+        assert_eq!(DeviceSpec::Count(2).indices(1).unwrap(), vec![2, 3]);
+        assert_eq!(DeviceSpec::Indices(vec![3, 1]).indices(0).unwrap(), vec![3, 1]);
+        assert!(DeviceSpec::Indices(vec![0]).indices(1).is_err());
+    }
+
+    #[test]
+    fn cpu_replicas_share_the_one_cpu_device_and_say_so() {
+        let (devices, note) = replica_devices(DeviceChoice::Cpu, &[0, 1]).unwrap();
+        assert_eq!(devices, vec![Device::flex(), Device::flex()]);
+        assert!(note.unwrap().contains("2 replicas on 1 device(s)"));
+        assert!(replica_devices(DeviceChoice::Cpu, &[0]).unwrap().1.is_none());
     }
 
     #[test]

@@ -107,7 +107,8 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Print the adapters found, the chosen device, its limits and float types.
+    /// Print the adapters found (with the indices --devices takes), the chosen device, its
+    /// limits and float types.
     Info {
         #[command(flatten)]
         common: Common,
@@ -173,6 +174,12 @@ pub enum Command {
         /// Start over even if the output folder holds a checkpoint (it is deleted).
         #[arg(long)]
         restart: bool,
+        /// Data-parallel replicas in this process: a count (`2`: adapter indices 0 and 1, as
+        /// `sidrec info` lists them) or a list of indices (`0,2`; one index alone: `1,`).
+        /// train.batch_size stays the global batch, split evenly. Under mpirun each rank takes
+        /// its local rank's share.
+        #[arg(long, value_name = "N|I,J,..")]
+        devices: Option<device::DeviceSpec>,
         #[command(flatten)]
         common: Common,
     },
@@ -270,12 +277,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let levels = if levels.is_empty() { vec![cfg.tokenizer.levels] } else { levels };
             study_cmd::run(&cfg, &variants, &seeds, &levels).map(|_| ())
         }
-        Command::Train { dataset, index, restart, common } => {
+        Command::Train { dataset, index, restart, devices, common } => {
             let mut cfg = common.config(dataset.as_deref())?;
             if index.is_some() {
                 cfg.model.index = index;
             }
-            train_cmd::run(&cfg, restart).map(|_| ())
+            train_cmd::run_spread(&cfg, restart, devices.as_ref()).map(|_| ())
         }
         Command::Recommend { checkpoint, history, histories, top_k, common } => {
             let cfg = common.config(None)?;

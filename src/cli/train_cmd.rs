@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
@@ -17,13 +19,17 @@ use super::config::RunConfig;
 use super::eval_cmd::{evaluate_checkpoint, print_results};
 use super::run::{expand_home, prepare, run_dir, write_id_maps, Prepared};
 use super::tokenize_cmd::tokenize_items;
-use crate::data::{Codebook, SemanticIndex};
+use super::device::{replica_devices, DeviceSpec};
+use crate::data::{Codebook, SemanticIndex, Split};
 use crate::kernels::Capabilities;
 use crate::model::{GeneratorKind, ItemTokens, ModelConfig, TokenVocab, VocabError};
 use crate::tokenizer::fix_imported;
 use crate::train::checkpoint::{self, GeneratorSpec};
-use crate::train::trainer::checkpoint_dirs;
-use crate::train::{train, TrainInputs, TrainOutcome};
+use crate::train::distributed::{Collective, ParallelRef};
+use crate::train::generator_task::train_parallel;
+use crate::train::sasrec_task::{self, SasRecInputs};
+use crate::train::trainer::{checkpoint_dirs, run_parallel, LoopSettings};
+use crate::train::{TrainInputs, TrainOutcome};
 
 /// The semantic IDs of the run and the file they come from: the configured index file
 /// (collisions fixed), or a tokenizer trained now into `<dir>/tokenizer/`.
@@ -180,32 +186,76 @@ pub fn check_same_spec(last: &Path, spec: &GeneratorSpec) -> Result<()> {
     Ok(())
 }
 
-/// Trains TIGER or DiscRec in `dir`.
-fn train_generator(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Result<TrainOutcome> {
-    let (last, _) = checkpoint_dirs(dir);
-    check_resumable(&last, p, cfg)?;
-    // A resumed run keeps its IDs: tokenizing again could give different ones.
-    let (index, source) = match checkpoint::verified_existing(&last)? {
-        Some(ck) => {
-            let path = ck.join("items.index.json");
-            let index = SemanticIndex::read(&path, &p.ds.items)?.0;
-            check_same_index(cfg, p, &index, &path)?;
-            (index, path)
+/// The semantic IDs of a multi-rank run: rank 0 reads or computes them ([`semantic_ids`], or
+/// the checkpoint's), and every other rank receives rank 0's index file (the machines need no
+/// shared folder).
+fn shared_semantic_ids(
+    group: &dyn Collective,
+    leader_ids: Option<(SemanticIndex, PathBuf)>,
+    p: &Prepared,
+) -> Result<(SemanticIndex, PathBuf, Option<tempfile::TempDir>)> {
+    let tmp = tempfile::tempdir()?;
+    let file = tmp.path().join("rank0.index.json");
+    let mut bytes = match &leader_ids {
+        Some((index, _)) => {
+            index.write(&file, &p.ds.items)?;
+            std::fs::read(&file)?
         }
-        None => semantic_ids(cfg, p, dir, device)?,
+        None => Vec::new(),
+    };
+    // Rank 0 may be training the tokenizer meanwhile.
+    group.broadcast_bytes(&mut bytes, Some(Duration::from_secs(7 * 24 * 3600)))?;
+    match leader_ids {
+        Some((index, source)) => Ok((index, source, None)),
+        None => {
+            std::fs::write(&file, &bytes)?;
+            let index = SemanticIndex::read(&file, &p.ds.items).with_context(|| format!("{}: the index from rank 0", group.describe()))?.0;
+            Ok((index, file, Some(tmp)))
+        }
+    }
+}
+
+/// Trains TIGER or DiscRec in `dir` (rank 0 alone reads and writes it in a multi-rank run).
+fn train_generator(cfg: &RunConfig, p: &Prepared, dir: &Path, devices: &[Device], group: Option<&dyn Collective>) -> Result<TrainOutcome> {
+    let device = &devices[0];
+    let leader = group.is_none_or(|g| g.rank() == 0);
+    let (last, _) = checkpoint_dirs(dir);
+    let leader_ids = if leader {
+        check_resumable(&last, p, cfg)?;
+        // A resumed run keeps its IDs: tokenizing again could give different ones.
+        Some(match checkpoint::verified_existing(&last)? {
+            Some(ck) => {
+                let path = ck.join("items.index.json");
+                let index = SemanticIndex::read(&path, &p.ds.items)?.0;
+                check_same_index(cfg, p, &index, &path)?;
+                (index, path)
+            }
+            None => semantic_ids(cfg, p, dir, device)?,
+        })
+    } else {
+        None
+    };
+    let (index, source, _tmp) = match group {
+        Some(g) => shared_semantic_ids(g, leader_ids, p)?,
+        None => {
+            let (index, source) = leader_ids.expect("the leader's IDs");
+            (index, source, None)
+        }
     };
     let items = declared_items(cfg, &index, &source)?;
     let spec = spec_for(cfg, p, &items);
-    check_same_spec(&last, &spec)?;
-    let n_params = crate::seed::try_init_seeded(0, |host| spec.init(host)).map_err(anyhow::Error::msg)?.num_params();
-    eprintln!(
-        "{} generator, {} parameters, vocabulary {} tokens, {} training examples, device {}",
-        spec.model.kind,
-        n_params,
-        items.vocab().size(),
-        p.split.train.len(),
-        cfg.run.device
-    );
+    if leader {
+        check_same_spec(&last, &spec)?;
+        let n_params = crate::seed::try_init_seeded(0, |host| spec.init(host)).map_err(anyhow::Error::msg)?.num_params();
+        eprintln!(
+            "{} generator, {} parameters, vocabulary {} tokens, {} training examples, device {}",
+            spec.model.kind,
+            n_params,
+            items.vocab().size(),
+            p.split.train.len(),
+            cfg.run.device
+        );
+    }
     let inputs = TrainInputs {
         ds: &p.ds,
         split: &p.split,
@@ -221,27 +271,144 @@ fn train_generator(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -
         fixed_shapes: fixed_shapes(cfg, device),
         dir: dir.to_path_buf(),
     };
-    Ok(train(&inputs, |_| true)?)
+    Ok(train_parallel(&inputs, ParallelRef { devices, group }, |_| true)?)
+}
+
+/// SASRec over several replicas and/or ranks: `sasrec_cmd::train`'s steps through the
+/// data-parallel loop (rank 0 alone exports the item embeddings).
+fn train_sasrec_parallel(cfg: &RunConfig, p: &Prepared, dir: &Path, devices: &[Device], group: Option<&dyn Collective>) -> Result<TrainOutcome> {
+    let device = &devices[0];
+    let leader = group.is_none_or(|g| g.rank() == 0);
+    let (last, _) = checkpoint_dirs(dir);
+    let c = &cfg.model.sasrec;
+    let spec = GeneratorSpec {
+        model: cfg.model.clone(),
+        level_sizes: Vec::new(),
+        cf_level_sizes: Vec::new(),
+        max_id_len: None,
+        max_len: c.max_len,
+        dataset: p.ds.name.clone(),
+    };
+    if leader {
+        check_resumable(&last, p, cfg)?;
+        check_same_spec(&last, &spec)?;
+        eprintln!("sasrec ({} loss), {} items, {} users, device {}", c.loss, p.ds.num_items(), p.ds.num_users(), cfg.run.device);
+    }
+    let split = Split { max_len: c.max_len, ..p.split.clone() };
+    let inputs = SasRecInputs::new(&p.ds, &split, &p.ds.items, spec, &cfg.train, fixed_shapes(cfg, device));
+    let settings = LoopSettings { cfg: &cfg.train, seed: cfg.run.seed, device: device.clone(), dir: dir.to_path_buf() };
+    let outcome = run_parallel(&inputs, &settings, ParallelRef { devices, group }, |_| true)?;
+    if leader {
+        let best = sasrec_task::load(&outcome.best, device)?;
+        let (npy, st) = super::sasrec_cmd::export_embeddings(&best.model, &best.parts.items, dir)?;
+        eprintln!("item embeddings of epoch {}: {} and {}", best.parts.state.best_epoch, npy.display(), st.display());
+    }
+    Ok(outcome)
+}
+
+/// The MPI process group of this process, when an MPI launcher started it.
+#[cfg(feature = "mpi")]
+type Group = crate::train::distributed::mpi::MpiGroup;
+
+/// Joins the MPI job this process belongs to (`None` when started without a launcher).
+#[cfg(feature = "mpi")]
+fn join_group() -> Result<Option<Group>> {
+    Ok(Group::from_env()?)
+}
+
+/// Without the `mpi` feature there is no group; a process started by an MPI launcher with
+/// several ranks is refused, rather than training the same run once per rank.
+#[cfg(not(feature = "mpi"))]
+fn join_group() -> Result<Option<std::convert::Infallible>> {
+    if let Some(n) = crate::train::distributed::launcher_world_size().filter(|&n| n > 1) {
+        bail!(
+            "started by an MPI launcher with {n} ranks, but this sidrec was built without MPI: build it with \
+             `cargo build --release --features mpi` (needs an MPI library, e.g. apt-get install openmpi-bin libopenmpi-dev libclang-dev)"
+        );
+    }
+    Ok(None)
 }
 
 /// Runs `sidrec train`; returns the run folder.
 pub fn run(cfg: &RunConfig, restart: bool) -> Result<PathBuf> {
-    let started = Instant::now();
-    let device = cfg.run.device.init()?;
-    let p = prepare(cfg)?;
-    let dir = run_dir(cfg, "train")?;
-    write_id_maps(&p.ds, &dir)?;
-    if restart {
-        let ck = dir.join("checkpoints");
-        if ck.exists() {
-            std::fs::remove_dir_all(&ck).with_context(|| format!("{}: cannot remove", ck.display()))?;
+    run_spread(cfg, restart, None)
+}
+
+/// Runs `sidrec train` on the replicas of `devices` (`--devices`; default: one) and, when an
+/// MPI launcher started this process (and the `mpi` feature is built), as one rank of the job:
+/// an error on any rank ends every rank (`MPI_Abort`).
+pub fn run_spread(cfg: &RunConfig, restart: bool, devices: Option<&DeviceSpec>) -> Result<PathBuf> {
+    let group = join_group()?;
+    #[cfg(feature = "mpi")]
+    {
+        if let Some(g) = &group {
+            let indices = match devices {
+                Some(spec) => spec.indices(g.local_rank())?,
+                None => vec![g.local_rank()],
+            };
+            if g.rank() == 0 {
+                eprintln!("MPI: {} ranks; rank 0 on {} writes the run folder", g.size(), g.host());
+            }
+            let result = run_inner(cfg, restart, &indices, Some(g));
+            if let Err(e) = &result {
+                eprintln!("error ({}): {e:#}", g.describe());
+                if g.size() > 1 {
+                    g.abort(1);
+                }
+            }
+            return result;
         }
     }
+    let _ = &group;
+    let indices = match devices {
+        Some(spec) => spec.indices(0)?,
+        None => vec![0],
+    };
+    run_inner(cfg, restart, &indices, None)
+}
+
+fn run_inner(cfg: &RunConfig, restart: bool, indices: &[usize], group: Option<&dyn Collective>) -> Result<PathBuf> {
+    let started = Instant::now();
+    let leader = group.is_none_or(|g| g.rank() == 0);
+    let (devices, note) = replica_devices(cfg.run.device, indices)?;
+    if let (Some(note), true) = (note, leader) {
+        eprintln!("{note}");
+    }
+    let p = prepare(cfg)?;
+    // Rank 0 owns the run folder; the other ranks read and write nothing there.
+    let run_folder = if leader { Some(run_dir(cfg, "train")?) } else { None };
+    let dir: PathBuf = match &run_folder {
+        Some(d) => d.to_path_buf(),
+        None => cfg.run.out_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join("train")),
+    };
+    if leader {
+        write_id_maps(&p.ds, &dir)?;
+        if restart {
+            let ck = dir.join("checkpoints");
+            if ck.exists() {
+                std::fs::remove_dir_all(&ck).with_context(|| format!("{}: cannot remove", ck.display()))?;
+            }
+        }
+    }
+    let (ranks, replicas) = (group.map_or(1, |g| g.size()), devices.len());
+    if leader && ranks * replicas > 1 {
+        eprintln!(
+            "data parallel: {ranks} rank(s) x {replicas} replica(s); global batch {} ({} per replica)",
+            cfg.train.batch_size,
+            cfg.train.batch_size / (ranks * replicas)
+        );
+    }
+    let device = devices[0].clone();
     let outcome = if cfg.model.kind.is_generator() {
-        train_generator(cfg, &p, &dir, &device)?
+        train_generator(cfg, &p, &dir, &devices, group)?
+    } else if ranks * replicas > 1 {
+        train_sasrec_parallel(cfg, &p, &dir, &devices, group)?
     } else {
         super::sasrec_cmd::train(cfg, &p, &dir, &device)?
     };
+    if !leader {
+        return Ok(dir);
+    }
     if let Some(e) = outcome.resumed_from {
         eprintln!("resumed from the checkpoint of epoch {e}");
     }

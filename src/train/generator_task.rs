@@ -66,8 +66,25 @@ pub fn train(inp: &TrainInputs, on_epoch: impl FnMut(&super::EpochLog) -> Contin
     run(inp, &settings, on_epoch)
 }
 
+/// [`train`] spread over several replicas and/or ranks (see [`super::distributed`]).
+pub fn train_parallel(
+    inp: &TrainInputs,
+    par: super::distributed::ParallelRef,
+    on_epoch: impl FnMut(&super::EpochLog) -> Continue,
+) -> Result<TrainOutcome, TrainError> {
+    let settings = LoopSettings { cfg: inp.cfg, seed: inp.seed, device: inp.device.clone(), dir: inp.dir.clone() };
+    super::trainer::run_parallel(inp, &settings, par, on_epoch)
+}
+
 /// Mean validation cross-entropy per label token, with the model in evaluation mode.
 pub fn validation_loss(model: &Generator, batcher: &Batcher, examples: &[Example], batch_size: usize, device: &Device) -> f64 {
+    let (sum, tokens) = validation_loss_sum(model, batcher, examples, batch_size, device);
+    sum / tokens.max(1) as f64
+}
+
+/// The sum of the validation cross-entropy over the label tokens of `examples`, and their
+/// number.
+pub fn validation_loss_sum(model: &Generator, batcher: &Batcher, examples: &[Example], batch_size: usize, device: &Device) -> (f64, usize) {
     let mut sum = Tensor::<1>::zeros([1], device);
     let mut tokens = 0usize;
     for chunk in examples.chunks(batch_size.max(1)) {
@@ -76,7 +93,7 @@ pub fn validation_loss(model: &Generator, batcher: &Batcher, examples: &[Example
         sum = sum + loss.mul_scalar(b.label_tokens as f64);
         tokens += b.label_tokens;
     }
-    sum.into_scalar::<f32>() as f64 / tokens.max(1) as f64
+    (sum.into_scalar::<f32>() as f64, tokens)
 }
 
 impl TrainTask for TrainInputs<'_> {
@@ -100,8 +117,23 @@ impl TrainTask for TrainInputs<'_> {
         validation_loss(model, &self.batcher(), self.split.part(Part::Valid), self.cfg.batch_size, device)
     }
 
+    fn validation_loss_part(&self, model: &Generator, device: &Device, part: usize, parts: usize) -> (f64, f64) {
+        let valid = self.split.part(Part::Valid);
+        let mine = &valid[super::distributed::shard(valid.len(), parts, part)];
+        let (sum, tokens) = validation_loss_sum(model, &self.batcher(), mine, self.cfg.batch_size, device);
+        (sum, tokens as f64)
+    }
+
     fn validation_metrics(&self, model: &Generator, _device: &Device) -> BTreeMap<String, f64> {
         super::progress::valid_metrics(model, self, self.pad_to())
+    }
+
+    fn validation_metrics_part(&self, model: &Generator, _device: &Device, part: usize, parts: usize) -> (BTreeMap<String, f64>, f64) {
+        let valid = self.split.part(Part::Valid);
+        let range = super::distributed::shard(valid.len(), parts, part);
+        let weight = range.len() as f64;
+        let split = Split { train: Vec::new(), valid: valid[range].to_vec(), test: Vec::new(), max_len: self.split.max_len };
+        (super::progress::valid_metrics_on(model, self, &split, self.pad_to()), weight)
     }
 
     fn save(&self, dir: &Path, state: &TrainState, model: &Generator, optimizer: Option<&ModuleOptimizer>) -> Result<(), CheckpointError> {

@@ -16,6 +16,7 @@ use crate::model::Generator;
 /// The bar of one epoch.
 pub struct EpochProgress {
     bar: ProgressBar,
+    visible: bool,
 }
 
 impl EpochProgress {
@@ -25,7 +26,12 @@ impl EpochProgress {
             ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} eta {eta}").expect("valid template"),
         );
         bar.set_prefix(format!("{epoch}/{epochs}"));
-        EpochProgress { bar }
+        EpochProgress { bar, visible: true }
+    }
+
+    /// Shows nothing, not even the summary line (the ranks of a data-parallel run but rank 0).
+    pub fn hidden() -> Self {
+        EpochProgress { bar: ProgressBar::hidden(), visible: false }
     }
 
     /// After `done` batches: the running loss, the current learning rate and examples/s.
@@ -37,6 +43,9 @@ impl EpochProgress {
     /// Clears the bar and prints the epoch's summary line.
     pub fn finish(self, l: &EpochLog) {
         self.bar.finish_and_clear();
+        if !self.visible {
+            return;
+        }
         let mut line = format!(
             "epoch {:>3}: train loss {:.4}  valid loss {:.4}  lr {:.2e}  {:.0} ex/s  {:.1}s",
             l.epoch, l.train_loss, l.valid_loss, l.lr, l.train_examples_per_s, l.seconds
@@ -53,6 +62,12 @@ impl EpochProgress {
 /// Validation Recall@K and NDCG@K of `model` (every item of the catalogue, the `[eval]`
 /// settings), through the same evaluation as `sidrec eval`.
 pub fn valid_metrics(model: &Generator, inp: &TrainInputs, pad_to: usize) -> BTreeMap<String, f64> {
+    valid_metrics_on(model, inp, inp.split, pad_to)
+}
+
+/// [`valid_metrics`] on the validation examples of `split` (a part of the run's, for a
+/// data-parallel rank).
+pub fn valid_metrics_on(model: &Generator, inp: &TrainInputs, split: &crate::data::Split, pad_to: usize) -> BTreeMap<String, f64> {
     let trie = Trie::new(inp.items, true, &inp.device).expect("the training IDs form a valid trie");
     let mut ranker = GenerativeRanker {
         model,
@@ -64,5 +79,5 @@ pub fn valid_metrics(model: &Generator, inp: &TrainInputs, pad_to: usize) -> BTr
         pad_to,
         name: String::new(),
     };
-    evaluate(&mut ranker, inp.ds, inp.split, Part::Valid, inp.pop, &inp.eval.ks, inp.eval.batch_size).metrics.all.values
+    evaluate(&mut ranker, inp.ds, split, Part::Valid, inp.pop, &inp.eval.ks, inp.eval.batch_size).metrics.all.values
 }

@@ -95,21 +95,29 @@ impl TrainTask for SasRecInputs<'_> {
 
     fn validation_loss(&self, model: &SasRec, device: &Device) -> f64 {
         let valid = self.split.part(Part::Valid);
-        let mut sum = Tensor::<1>::zeros([1], device);
-        for chunk in valid.chunks(self.cfg.batch_size.max(1)) {
-            let histories: Vec<&[u32]> = chunk.iter().map(|&e| self.split.history(self.ds, e)).collect();
-            let targets: Vec<i64> = chunk.iter().map(|&e| self.split.target(self.ds, e) as i64).collect();
-            let x = SequenceInput::new(&histories, self.config().max_len, self.pad_to()).to_device(device);
-            let t = Tensor::<2, Int>::from_ints(TensorData::new(targets, [chunk.len(), 1]), device);
-            sum = sum - log_softmax(model.scores(&x), 1).gather(1, t).sum();
-        }
-        sum.into_scalar::<f32>() as f64 / valid.len().max(1) as f64
+        self.validation_loss_sum(model, device, valid) / valid.len().max(1) as f64
+    }
+
+    fn validation_loss_part(&self, model: &SasRec, device: &Device, part: usize, parts: usize) -> (f64, f64) {
+        let valid = self.split.part(Part::Valid);
+        let mine = &valid[super::distributed::shard(valid.len(), parts, part)];
+        (self.validation_loss_sum(model, device, mine), mine.len() as f64)
     }
 
     fn validation_metrics(&self, model: &SasRec, device: &Device) -> BTreeMap<String, f64> {
         let scorer = self.scorer(model, device);
         let r = evaluate_scores(&scorer, self.ds, self.split, Part::Valid, &self.pop, &[5, 10], self.cfg.batch_size);
         r.metrics.all.values
+    }
+
+    fn validation_metrics_part(&self, model: &SasRec, device: &Device, part: usize, parts: usize) -> (BTreeMap<String, f64>, f64) {
+        let valid = self.split.part(Part::Valid);
+        let range = super::distributed::shard(valid.len(), parts, part);
+        let weight = range.len() as f64;
+        let split = Split { train: Vec::new(), valid: valid[range].to_vec(), test: Vec::new(), max_len: self.split.max_len };
+        let scorer = self.scorer(model, device);
+        let r = evaluate_scores(&scorer, self.ds, &split, Part::Valid, &self.pop, &[5, 10], self.cfg.batch_size);
+        (r.metrics.all.values, weight)
     }
 
     fn save(&self, dir: &Path, state: &TrainState, model: &SasRec, optimizer: Option<&ModuleOptimizer>) -> Result<(), CheckpointError> {
@@ -124,6 +132,21 @@ impl TrainTask for SasRecInputs<'_> {
 
     fn title(&self) -> String {
         format!("sasrec ({}) on {}", self.config().loss, self.spec.dataset)
+    }
+}
+
+impl SasRecInputs<'_> {
+    /// The sum of the validation targets' cross-entropy over `examples`.
+    fn validation_loss_sum(&self, model: &SasRec, device: &Device, examples: &[crate::data::Example]) -> f64 {
+        let mut sum = Tensor::<1>::zeros([1], device);
+        for chunk in examples.chunks(self.cfg.batch_size.max(1)) {
+            let histories: Vec<&[u32]> = chunk.iter().map(|&e| self.split.history(self.ds, e)).collect();
+            let targets: Vec<i64> = chunk.iter().map(|&e| self.split.target(self.ds, e) as i64).collect();
+            let x = SequenceInput::new(&histories, self.config().max_len, self.pad_to()).to_device(device);
+            let t = Tensor::<2, Int>::from_ints(TensorData::new(targets, [chunk.len(), 1]), device);
+            sum = sum - log_softmax(model.scores(&x), 1).gather(1, t).sum();
+        }
+        sum.into_scalar::<f32>() as f64
     }
 }
 

@@ -37,8 +37,25 @@ pub trait TrainTask {
     /// The validation loss of `model` (evaluation mode) on `device`.
     fn validation_loss(&self, model: &Self::Model, device: &Device) -> f64;
 
+    /// Part `part` of `parts` of the validation loss (data-parallel runs, one part a rank): the
+    /// sum of its terms and their weight (tokens, examples), so that the parts' sums divided
+    /// by their total weight give [`TrainTask::validation_loss`]. The default computes the whole
+    /// loss on part 0 and nothing on the others.
+    fn validation_loss_part(&self, model: &Self::Model, device: &Device, part: usize, parts: usize) -> (f64, f64) {
+        let _ = parts;
+        if part == 0 { (self.validation_loss(model, device), 1.0) } else { (0.0, 0.0) }
+    }
+
     /// Validation Recall/NDCG at 5 and 10 of `model` (evaluation mode), by name (`ndcg@10`).
     fn validation_metrics(&self, model: &Self::Model, device: &Device) -> BTreeMap<String, f64>;
+
+    /// Part `part` of `parts` of the validation metrics: the part's means and the number of
+    /// examples they average (the default: everything on part 0, weight 0 elsewhere).
+    fn validation_metrics_part(&self, model: &Self::Model, device: &Device, part: usize, parts: usize) -> (BTreeMap<String, f64>, f64) {
+        let _ = parts;
+        let all = self.validation_metrics(model, device);
+        if part == 0 { (all, 1.0) } else { (all.into_keys().map(|k| (k, 0.0)).collect(), 0.0) }
+    }
 
     /// Writes a checkpoint folder (with the optimizer for a resumable one).
     fn save(&self, dir: &Path, state: &TrainState, model: &Self::Model, optimizer: Option<&ModuleOptimizer>) -> Result<(), CheckpointError>;

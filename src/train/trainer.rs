@@ -12,18 +12,23 @@
 //! Burn's dropout on wgpu, and this thread's for the CPU backend's dropout masks and SASRec's
 //! sampled negatives) are re-seeded from (seed, epoch) at the start of every epoch, and the
 //! optimizer's moments and the schedule's step are restored.
+//!
+//! [`run_parallel`] is the same loop over several replicas and processes
+//! ([`super::distributed`]); with one replica in one process it is [`run`], step for step.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device, Tensor};
 
 use super::batches::epoch_order;
 use super::checkpoint::{self, CheckpointError, EpochLog, TrainState};
 use super::clip::clip_global_norm;
 use super::config::{EarlyStopping, TrainConfig};
+use super::distributed::{self, Collective, CollectiveError, ParallelRef};
 use super::progress::EpochProgress;
 use super::resume::{self, RunSettings};
 use super::schedule::{lr_at, warmup_steps};
@@ -63,6 +68,9 @@ pub enum TrainError {
         /// Which settings, and what to do.
         msg: String,
     },
+    /// A data-parallel run failed: a collective operation, or ranks that disagree.
+    #[error("data-parallel training: {0}")]
+    Parallel(String),
     /// A run artifact could not be written.
     #[error("{path}: {msg}")]
     Write {
@@ -161,7 +169,66 @@ fn resume_point<T: TrainTask>(
 
 /// Trains (or resumes) `task`'s model; `on_epoch` sees every epoch's log line and may stop the
 /// run by returning `false` (the checkpoint of that epoch is written first).
-pub fn run<T: TrainTask>(task: &T, s: &LoopSettings, mut on_epoch: impl FnMut(&EpochLog) -> Continue) -> Result<TrainOutcome, TrainError> {
+pub fn run<T: TrainTask>(task: &T, s: &LoopSettings, on_epoch: impl FnMut(&EpochLog) -> Continue) -> Result<TrainOutcome, TrainError> {
+    run_parallel(task, s, ParallelRef::default(), on_epoch)
+}
+
+fn collective_err(e: CollectiveError) -> TrainError {
+    TrainError::Parallel(e.0)
+}
+
+/// The model, optimizer and state of rank 0, sent to every other rank at the start of a
+/// multi-rank run, so that all start from the same weights and moments (a resumed run reads
+/// its checkpoint on rank 0 only: the other machines need no copy of the run folder).
+fn share_start<T: TrainTask>(
+    task: &T,
+    group: &dyn Collective,
+    base: &Device,
+    cfg: &TrainConfig,
+    start: Option<(T::Model, ModuleOptimizer, TrainState, Option<usize>)>,
+) -> Result<(T::Model, ModuleOptimizer, TrainState, Option<usize>), TrainError> {
+    let mut bytes = match &start {
+        Some((model, optim, state, resumed)) => {
+            let record = model.clone().into_record().into_bytes().map_err(|e| TrainError::Parallel(e.to_string()))?.to_vec();
+            let optim = match resumed {
+                Some(_) => optim.to_record().into_bytes().map_err(|e| TrainError::Parallel(e.to_string()))?.to_vec(),
+                None => Vec::new(),
+            };
+            let meta = serde_json::to_vec(&(state, resumed)).map_err(|e| TrainError::Parallel(e.to_string()))?;
+            distributed::pack(&[&record, &optim, &meta])
+        }
+        None => Vec::new(),
+    };
+    // Rank 0 may take a while to read and verify its checkpoint.
+    group.broadcast_bytes(&mut bytes, Some(std::time::Duration::from_secs(3600))).map_err(collective_err)?;
+    if let Some(start) = start {
+        return Ok(start);
+    }
+    let bad = |m: String| TrainError::Parallel(format!("{}: the start state from rank 0 cannot be read: {m}", group.describe()));
+    let parts = distributed::unpack(&bytes).map_err(collective_err)?;
+    let [record, optim_bytes, meta] = <[Vec<u8>; 3]>::try_from(parts).map_err(|_| bad("not three parts".into()))?;
+    let (state, resumed): (TrainState, Option<usize>) = serde_json::from_slice(&meta).map_err(|e| bad(e.to_string()))?;
+    let model = seed::try_init_unseeded(|| task.init(base)).map_err(TrainError::Model)?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(record)).map_err(|e| bad(e.to_string()))?;
+    let model = model.try_load_record(record).map_err(|e| bad(format!("{e} (do the ranks train the same model?)")))?;
+    let mut optim = optimizer(cfg);
+    if !optim_bytes.is_empty() {
+        let record = burn::optim::OptimizerRecord::from_bytes(Bytes::from_bytes_vec(optim_bytes)).map_err(|e| bad(e.to_string()))?;
+        optim = optim.load_record(record);
+    }
+    Ok((model, optim, state, resumed))
+}
+
+/// [`run`] spread over several replicas (`par.devices`) and/or ranks (`par.group`); see
+/// [`super::distributed`] for the sharding, the token-weighted reduction and the seeds. With a
+/// group, rank 0 alone reads and writes the run folder (checkpoints, `metrics.jsonl`,
+/// `training.png`) and shows progress; `on_epoch` must answer the same on every rank.
+pub fn run_parallel<T: TrainTask>(
+    task: &T,
+    s: &LoopSettings,
+    par: ParallelRef,
+    mut on_epoch: impl FnMut(&EpochLog) -> Continue,
+) -> Result<TrainOutcome, TrainError> {
     let cfg = s.cfg;
     let examples = task.examples();
     if examples.is_empty() {
@@ -171,76 +238,185 @@ pub fn run<T: TrainTask>(task: &T, s: &LoopSettings, mut on_epoch: impl FnMut(&E
     let (last_dir, best_dir) = checkpoint_dirs(&s.dir);
     let base = s.device.clone();
     let ad = base.clone().autodiff();
+    let (rank, world) = par.rank_world();
+    let leader = rank == 0;
+    let single = par.is_single();
+    let replica_devices: Vec<Device> = if par.devices.is_empty() { vec![base.clone()] } else { par.devices.to_vec() };
+    if replica_devices[0] != base {
+        return Err(TrainError::Model("the first replica device must be the loop's device".into()));
+    }
+    let replicas = replica_devices.len();
+    if cfg.batch_size < replicas * world {
+        return Err(TrainError::Model(format!(
+            "train.batch_size ({}) is the global batch and must be at least the number of replicas ({} = {world} ranks x {replicas})",
+            cfg.batch_size,
+            replicas * world
+        )));
+    }
+    let replica_ad: Vec<Device> = replica_devices.iter().map(|d| d.clone().autodiff()).collect();
     let nb = batches_per_epoch(examples.len(), cfg);
     let total = nb * cfg.epochs;
     let warmup = warmup_steps(total, cfg.warmup_fraction);
-    let (model, mut optim, mut state, resumed_from) = match resume_point(task, &last_dir, &base, cfg)? {
-        Some((model, optim, state)) => {
-            let from = state.epoch;
-            (model, optim, state, Some(from))
-        }
-        None => {
-            // Initialised on the CPU backend from the run's seed, then moved: a run's initial
-            // weights depend only on its seed, not on the device (each backend has its own
-            // random generator).
-            let model = seed::try_init_seeded(s.seed, |host| task.init(host)).map_err(TrainError::Model)?.to_device(&base);
-            (model, optimizer(cfg), TrainState { total_steps: total, ..Default::default() }, None)
-        }
-    };
     let settings = RunSettings { train: cfg.clone(), seed: s.seed };
-    if resumed_from.is_some() {
-        match &state.settings {
-            Some(saved) => {
-                let accepted = resume::check(saved, &settings).map_err(|msg| TrainError::Settings { dir: last_dir.clone(), msg })?;
-                for c in accepted {
-                    eprintln!("note: resuming with {c} (kept in the checkpoint's state.json)");
-                    state.changes.push((state.epoch, c));
-                }
+    let start = if leader {
+        let (model, optim, mut state, resumed_from) = match resume_point(task, &last_dir, &base, cfg)? {
+            Some((model, optim, state)) => {
+                let from = state.epoch;
+                (model, optim, state, Some(from))
             }
-            None => eprintln!("note: the checkpoint does not record its settings (an older sidrec wrote it); resuming with the current ones"),
+            None => {
+                // Initialised on the CPU backend from the run's seed, then moved: a run's initial
+                // weights depend only on its seed, not on the device (each backend has its own
+                // random generator).
+                let model = seed::try_init_seeded(s.seed, |host| task.init(host)).map_err(TrainError::Model)?.to_device(&base);
+                (model, optimizer(cfg), TrainState { total_steps: total, ..Default::default() }, None)
+            }
+        };
+        if resumed_from.is_some() {
+            match &state.settings {
+                Some(saved) => {
+                    let accepted = resume::check(saved, &settings).map_err(|msg| TrainError::Settings { dir: last_dir.clone(), msg })?;
+                    for c in accepted {
+                        eprintln!("note: resuming with {c} (kept in the checkpoint's state.json)");
+                        state.changes.push((state.epoch, c));
+                    }
+                }
+                None => eprintln!("note: the checkpoint does not record its settings (an older sidrec wrote it); resuming with the current ones"),
+            }
         }
-    }
-    state.settings = Some(settings);
-    state.total_steps = total;
+        state.settings = Some(settings);
+        state.total_steps = total;
+        Some((model, optim, state, resumed_from))
+    } else {
+        None
+    };
+    let (model, mut optim, mut state, resumed_from) = match par.group {
+        Some(group) => share_start(task, group, &base, cfg, start)?,
+        None => start.expect("the leader's start"),
+    };
     let mut model = model.to_device(&ad).train();
+    let mut others: Vec<T::Model> = replica_ad[1..].iter().map(|d| model.clone().fork(d)).collect();
+    let mut timing = ExchangeTiming::default();
     let done = |st: &TrainState| st.epoch >= cfg.epochs || st.stopped_early;
     while !done(&state) {
         let epoch = state.epoch + 1;
         let started = Instant::now();
         let epoch_seed = s.seed ^ (epoch as u64).wrapping_mul(0xa076_1d64_78bd_642f);
-        seed::seed_device(&base, epoch_seed); // Burn's dropout masks on wgpu
-        dropout::reseed(epoch_seed); // this thread's: CPU dropout masks, sampled negatives
+        let first_stream = (rank * replicas) as u64;
+        for (i, d) in replica_devices.iter().enumerate() {
+            seed::seed_device(d, distributed::stream_seed(epoch_seed, first_stream + i as u64)); // Burn's dropout masks on wgpu
+        }
+        // This thread's generator: CPU dropout masks and sampled negatives of every replica of
+        // this process (drawn in replica order).
+        dropout::reseed(distributed::stream_seed(epoch_seed, first_stream));
         let order = epoch_order(examples, s.seed, epoch);
-        let mut bar = EpochProgress::new(epoch, cfg.epochs, nb);
+        let mut bar = if leader { EpochProgress::new(epoch, cfg.epochs, nb) } else { EpochProgress::hidden() };
         let mut sum = Tensor::<1>::zeros([1], &base);
+        let mut host_sum = 0f64;
         let (mut terms, mut seen) = (0usize, 0usize);
         let mut lr = cfg.lr;
+        timing.start_epoch();
         for (b, chunk) in order.chunks(cfg.batch_size).take(nb).enumerate() {
-            let (loss, n) = task.loss(&model, chunk, &ad);
-            sum = sum + loss.clone().detach().without_autodiff().mul_scalar(n as f64);
-            terms += n;
             seen += chunk.len();
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut grads = if single {
+                let (loss, n) = task.loss(&model, chunk, &ad);
+                sum = sum + loss.clone().detach().without_autodiff().mul_scalar(n as f64);
+                terms += n;
+                GradientsParams::from_grads(loss.backward(), &model)
+            } else {
+                let local = &chunk[distributed::shard(chunk.len(), world, rank)];
+                let mut acc = GradientsAccumulator::new();
+                let mut local_terms = 0usize;
+                let mut local_sum: Option<Tensor<1>> = None;
+                for (i, dev) in replica_ad.iter().enumerate() {
+                    let part = &local[distributed::shard(local.len(), replicas, i)];
+                    if part.is_empty() {
+                        continue;
+                    }
+                    let m = if i == 0 { &model } else { &others[i - 1] };
+                    let (loss, n) = task.loss(m, part, dev);
+                    // The sum of the part's terms: token-weighted once divided by the total.
+                    let weighted = loss.mul_scalar(n as f64);
+                    let value = weighted.clone().detach().without_autodiff().to_device(&base);
+                    local_sum = Some(match local_sum {
+                        Some(s) => s + value,
+                        None => value,
+                    });
+                    local_terms += n;
+                    let g = GradientsParams::from_grads(weighted.backward(), m);
+                    let g = if i == 0 { g } else { g.to_device(&base, m) };
+                    acc.accumulate(&model, g);
+                }
+                let grads = acc.grads();
+                match par.group {
+                    None => {
+                        if let Some(v) = local_sum {
+                            sum = sum + v;
+                        }
+                        terms += local_terms;
+                        let mut grads = grads;
+                        distributed::scale_grads(&model, &mut grads, 1.0 / local_terms.max(1) as f64);
+                        grads
+                    }
+                    Some(group) => {
+                        let t0 = Instant::now();
+                        let loss_sum = local_sum.map_or(0.0, |v| v.into_scalar::<f32>());
+                        let mut buf = distributed::flatten_grads(&model, &grads, &base, &[loss_sum, local_terms as f32]);
+                        let t1 = Instant::now();
+                        // The barrier takes the wait for the slowest rank out of the exchange's time.
+                        group.barrier().map_err(collective_err)?;
+                        let t_met = Instant::now();
+                        group.all_reduce_sum_f32(&mut buf).map_err(collective_err)?;
+                        let t2 = Instant::now();
+                        let n_all = buf[buf.len() - 1] as f64;
+                        let (grads, extra) = distributed::spread_grads(&model, &buf, &base, 1.0 / n_all.max(1.0));
+                        host_sum += extra[0] as f64;
+                        terms += n_all as usize;
+                        timing.add(t1 - t0 + t2.elapsed(), t_met - t1, t2 - t_met, buf.len() * 4);
+                        grads
+                    }
+                }
+            };
             if cfg.grad_clip > 0.0 {
                 clip_global_norm(&model, &mut grads, cfg.grad_clip);
             }
             lr = lr_at(state.step, total, warmup, cfg.lr);
             model = optim.step(lr, model, grads);
+            if !single {
+                for (o, d) in others.iter_mut().zip(&replica_ad[1..]) {
+                    *o = model.clone().fork(d);
+                }
+            }
             state.step += 1;
             if (b + 1) % cfg.log_every == 0 || b + 1 == nb {
-                let running = sum.clone().into_scalar::<f32>() as f64 / terms.max(1) as f64;
+                let running = if par.group.is_some() { host_sum } else { sum.clone().into_scalar::<f32>() as f64 } / terms.max(1) as f64;
                 bar.update(b + 1, running, lr, seen as f64 / started.elapsed().as_secs_f64());
             }
         }
         let train_time = started.elapsed().as_secs_f64();
-        let train_loss = sum.into_scalar::<f32>() as f64 / terms.max(1) as f64;
+        let train_loss = if par.group.is_some() { host_sum } else { sum.into_scalar::<f32>() as f64 } / terms.max(1) as f64;
         if !train_loss.is_finite() {
             return Err(TrainError::NonFinite { loss: train_loss, epoch, step: state.step });
         }
         let eval_model = model.valid();
-        let valid_loss = task.validation_loss(&eval_model, &base);
         let metrics_due = cfg.eval_every > 0 && epoch % cfg.eval_every == 0;
-        let valid_metrics = (metrics_due || rule != EarlyStopping::Loss).then(|| task.validation_metrics(&eval_model, &base));
+        let want_metrics = metrics_due || rule != EarlyStopping::Loss;
+        let (valid_loss, valid_metrics) = match par.group {
+            None => (task.validation_loss(&eval_model, &base), want_metrics.then(|| task.validation_metrics(&eval_model, &base))),
+            Some(group) => {
+                let (s, w) = task.validation_loss_part(&eval_model, &base, rank, world);
+                let mut v = [s, w];
+                group.all_reduce_sum_f64(&mut v).map_err(collective_err)?;
+                let metrics = if want_metrics {
+                    let (m, w) = task.validation_metrics_part(&eval_model, &base, rank, world);
+                    Some(distributed::reduce_metrics(group, &m, w).map_err(collective_err)?)
+                } else {
+                    None
+                };
+                check_same_weights(group, &eval_model, epoch)?;
+                (v[0] / v[1], metrics)
+            }
+        };
         let line = EpochLog {
             epoch,
             step: state.step,
@@ -252,6 +428,9 @@ pub fn run<T: TrainTask>(task: &T, s: &LoopSettings, mut on_epoch: impl FnMut(&E
             valid_metrics,
         };
         bar.finish(&line);
+        if leader && !single {
+            eprintln!("{}", timing.summary(world, replicas, nb, train_time));
+        }
         state.epoch = epoch;
         let score = criterion(&rule, &line);
         let improved = state.best_criterion.is_none_or(|b| score < b);
@@ -266,23 +445,87 @@ pub fn run<T: TrainTask>(task: &T, s: &LoopSettings, mut on_epoch: impl FnMut(&E
             state.stopped_early = true;
         }
         state.log.push(line.clone());
-        if improved {
-            task.save(&best_dir, &state, &eval_model, None)?;
+        if leader {
+            if improved {
+                task.save(&best_dir, &state, &eval_model, None)?;
+            }
+            task.save(&last_dir, &state, &eval_model, Some(&optim))?;
+            write_log(&s.dir, &state.log)?;
+            let png = s.dir.join("training.png");
+            let curves: Vec<crate::plot::EpochPoint> = state
+                .log
+                .iter()
+                .map(|l| crate::plot::EpochPoint { epoch: l.epoch, train_loss: l.train_loss, valid_loss: l.valid_loss, lr: l.lr })
+                .collect();
+            crate::plot::plot(&curves, &task.title(), &png).map_err(|e| write_err(&png, e))?;
         }
-        task.save(&last_dir, &state, &eval_model, Some(&optim))?;
-        write_log(&s.dir, &state.log)?;
-        let png = s.dir.join("training.png");
-        let curves: Vec<crate::plot::EpochPoint> = state
-            .log
-            .iter()
-            .map(|l| crate::plot::EpochPoint { epoch: l.epoch, train_loss: l.train_loss, valid_loss: l.valid_loss, lr: l.lr })
-            .collect();
-        crate::plot::plot(&curves, &task.title(), &png).map_err(|e| write_err(&png, e))?;
         if !on_epoch(&line) {
             break;
         }
     }
     Ok(TrainOutcome { state, best: best_dir, resumed_from })
+}
+
+/// Stops a multi-rank run whose replicas no longer hold the same weights (they take the same
+/// steps from the same reduced gradients, so they should, bit for bit, on the same hardware).
+fn check_same_weights<M: Module>(group: &dyn Collective, model: &M, epoch: usize) -> Result<(), TrainError> {
+    let mine = distributed::weights_checksum(model);
+    let mut theirs = mine.to_le_bytes().to_vec();
+    group.broadcast_bytes(&mut theirs, None).map_err(collective_err)?;
+    let leader = u32::from_le_bytes(theirs.as_slice().try_into().map_err(|_| TrainError::Parallel("a malformed checksum".into()))?);
+    let mut differ = [f64::from(u8::from(mine != leader))];
+    group.all_reduce_sum_f64(&mut differ).map_err(collective_err)?;
+    if differ[0] > 0.0 {
+        return Err(TrainError::Parallel(format!(
+            "after epoch {epoch}, the weights of {} rank(s) differ from rank 0's (this is {}): the ranks' arithmetic \
+             differs (mixed hardware or drivers?)",
+            differ[0],
+            group.describe()
+        )));
+    }
+    Ok(())
+}
+
+/// Where the time of a data-parallel epoch went (rank 0's view).
+#[derive(Default)]
+struct ExchangeTiming {
+    copy: std::time::Duration,
+    wait: std::time::Duration,
+    reduce: std::time::Duration,
+    steps: usize,
+    bytes: usize,
+}
+
+impl ExchangeTiming {
+    fn start_epoch(&mut self) {
+        *self = ExchangeTiming::default();
+    }
+
+    fn add(&mut self, copy: std::time::Duration, wait: std::time::Duration, reduce: std::time::Duration, bytes: usize) {
+        self.copy += copy;
+        self.wait += wait;
+        self.reduce += reduce;
+        self.steps += 1;
+        self.bytes = bytes;
+    }
+
+    fn summary(&self, ranks: usize, replicas: usize, steps: usize, train_secs: f64) -> String {
+        let per_step = train_secs / steps.max(1) as f64 * 1e3;
+        let mut s = format!("data parallel: {ranks} rank(s) x {replicas} replica(s), {per_step:.1} ms per step");
+        if self.steps > 0 {
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / self.steps as f64;
+            let (copy, wait, reduce) = (ms(self.copy), ms(self.wait), ms(self.reduce));
+            s.push_str(&format!(
+                "; gradient exchange {:.1} ms per step ({:.1}%: device<->host copies {copy:.2} ms, all-reduce of {:.2} MB \
+                 {reduce:.2} ms); waiting for the slowest rank {wait:.1} ms ({:.1}%)",
+                copy + reduce,
+                100.0 * (copy + reduce) / per_step.max(1e-9),
+                self.bytes as f64 / 1e6,
+                100.0 * wait / per_step.max(1e-9)
+            ));
+        }
+        s
+    }
 }
 
 /// Rewrites `metrics.jsonl` (one JSON object per epoch) atomically.
