@@ -659,3 +659,30 @@ fn corrupt_checkpoints_are_named_and_resuming_falls_back_with_a_warning() {
     let out = run(d, &tiny(&["train", "synthetic", "--device", "cpu", "--out", "r"], "4"));
     assert_clean_failure(&out, &["items.json", "truncated or changed"]);
 }
+
+/// A run that diverges stops at once naming the epoch and the step, and writes no checkpoint of
+/// the broken weights; with `train.on_nonfinite = "skip"` the bad steps are skipped and counted
+/// instead, and the run still stops when a whole epoch is skipped, naming the last good
+/// checkpoint.
+#[test]
+fn a_diverging_run_stops_with_a_clear_error_or_skips_the_bad_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A learning rate of 1e30 sends the weights to infinity within a step or two.
+    let mut args = tiny(&["train", "synthetic", "--device", "cpu", "--out", "r"], "3");
+    args.extend(["--set", "train.lr=1e30", "--set", "train.log_every=1", "--set", "train.grad_clip=0", "--set", "train.warmup_fraction=0"].map(String::from));
+    let out = run(d, &args);
+    assert_clean_failure(&out, &["the training loss became", "at epoch 1, step", "no checkpoint was written yet", "train.on_nonfinite"]);
+    assert!(!d.join("r/checkpoints/last").exists(), "no checkpoint of broken weights");
+
+    args.extend(["--set", "train.on_nonfinite=\"skip\""].map(String::from));
+    let out = run(d, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning: epoch 1: skipped") && stderr.contains("NaN or infinite"), "{stderr}");
+    // Here the one finite step of epoch 1 leaves weights from which every step of epoch 2 is
+    // non-finite: the run stops, naming epoch 1's checkpoint.
+    assert_clean_failure(&out, &["steps of the epoch were skipped", "at epoch 2", "checkpoints/last (epoch 1)", "Lower train.lr"]);
+    assert!(!stderr.contains("set train.on_nonfinite"), "{stderr}");
+    let log = std::fs::read_to_string(d.join("r/metrics.jsonl")).unwrap();
+    assert!(log.contains("\"skipped_steps\""), "{log}");
+}

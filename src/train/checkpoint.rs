@@ -125,6 +125,10 @@ impl GeneratorSpec {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// One epoch's line of the metrics log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {
@@ -142,6 +146,9 @@ pub struct EpochLog {
     pub train_examples_per_s: f64,
     /// Wall time of the epoch, validation included.
     pub seconds: f64,
+    /// Steps skipped for a non-finite loss or gradient (`train.on_nonfinite = "skip"`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_steps: usize,
     /// Validation Recall/NDCG when computed this epoch (`train.eval_every`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_metrics: Option<std::collections::BTreeMap<String, f64>>,

@@ -41,6 +41,24 @@ pub struct TrainConfig {
     /// is better) or a validation metric, higher is better: `recall@5`, `recall@10`, `ndcg@5`
     /// or `ndcg@10` (computed every epoch then; for the generators that is a beam search).
     pub early_stopping: String,
+    /// What a step whose loss or gradient is NaN or infinite does: `stop` (the default) ends
+    /// the run at once with an error naming the epoch, the step and the last good checkpoint;
+    /// `skip` leaves the weights as they were, counts the step (`skipped_steps` in
+    /// `metrics.jsonl`) and goes on, which reads the loss and the gradient norm back every
+    /// step. Either way a non-finite validation loss, or an epoch whose every step was skipped,
+    /// ends the run.
+    pub on_nonfinite: OnNonFinite,
+}
+
+/// See [`TrainConfig::on_nonfinite`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnNonFinite {
+    /// End the run with an error.
+    #[default]
+    Stop,
+    /// Skip the step and go on.
+    Skip,
 }
 
 /// What early stopping follows (see [`TrainConfig::early_stopping`]).
@@ -68,6 +86,7 @@ impl Default for TrainConfig {
             log_every: 20,
             fixed_shapes: None,
             early_stopping: "loss".into(),
+            on_nonfinite: OnNonFinite::Stop,
         }
     }
 }

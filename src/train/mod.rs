@@ -18,6 +18,6 @@ pub mod task;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, EpochLog, GeneratorSpec, TrainState};
-pub use config::TrainConfig;
+pub use config::{OnNonFinite, TrainConfig};
 pub use task::TrainTask;
 pub use trainer::{train, LoopSettings, TrainError, TrainInputs, TrainOutcome};

@@ -9,7 +9,8 @@
 //!   learning rate differs from both the original plan and from a run started with the new
 //!   number of epochs.
 //! - `train.patience`, `train.eval_every` and `train.log_every`, which change when the run stops
-//!   or what it reports, not what an epoch computes.
+//!   or what it reports, not what an epoch computes; and `train.on_nonfinite`, so that a run
+//!   stopped by a NaN can go on skipping such steps.
 //!
 //! Any other change (learning rate, batch size, warm-up, weight decay, clipping, batch shapes,
 //! shortened epochs, seed) would silently mix two different runs, so it is refused: the error
@@ -46,7 +47,7 @@ impl std::fmt::Display for SettingChange {
 }
 
 /// Keys whose change a resumed run accepts (see the module docs).
-const MAY_CHANGE: [&str; 4] = ["train.epochs", "train.patience", "train.eval_every", "train.log_every"];
+const MAY_CHANGE: [&str; 5] = ["train.epochs", "train.patience", "train.eval_every", "train.log_every", "train.on_nonfinite"];
 
 /// Every setting that differs between `saved` and `now`, by key.
 pub fn changes(saved: &RunSettings, now: &RunSettings) -> Vec<SettingChange> {

@@ -26,8 +26,8 @@ use burn::tensor::{Bytes, Device, Tensor};
 
 use super::batches::epoch_order;
 use super::checkpoint::{self, CheckpointError, EpochLog, TrainState};
-use super::clip::clip_global_norm;
-use super::config::{EarlyStopping, TrainConfig};
+use super::clip::{clip_global_norm, global_norm};
+use super::config::{EarlyStopping, OnNonFinite, TrainConfig};
 use super::distributed::{self, Collective, CollectiveError, ParallelRef};
 use super::progress::EpochProgress;
 use super::resume::{self, RunSettings};
@@ -44,15 +44,21 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    /// The loss became NaN or infinite.
-    #[error("the training loss became {loss} at epoch {epoch}, step {step}; lower train.lr or set train.grad_clip")]
+    /// The loss or the gradients became NaN or infinite.
+    #[error(
+        "{what} at epoch {epoch}, step {step}; {last_good}. {hint}"
+    )]
     NonFinite {
-        /// The value.
-        loss: f64,
+        /// What became non-finite, with its value.
+        what: String,
         /// 1-based epoch.
         epoch: usize,
-        /// Step.
+        /// Optimizer steps taken so far.
         step: usize,
+        /// The last good checkpoint (or that there is none yet), in words.
+        last_good: String,
+        /// What to change.
+        hint: &'static str,
     },
     /// Nothing to train on.
     #[error("the dataset has no training examples (every user has fewer than 4 items)")]
@@ -106,6 +112,23 @@ pub struct TrainOutcome {
 
 /// Whether to go on after an epoch (the caller's hook; tests stop early with it).
 pub type Continue = bool;
+
+/// The last complete checkpoint of the run, in words, for a run that must stop.
+fn last_good(last_dir: &Path, state: &TrainState) -> String {
+    if state.epoch == 0 || checkpoint::candidates(last_dir).is_empty() {
+        "no checkpoint was written yet".into()
+    } else {
+        format!("the last good checkpoint is {} (epoch {}), which a new `train` resumes from", last_dir.display(), state.epoch)
+    }
+}
+
+/// What to change when a run diverges.
+fn hint(cfg: &TrainConfig) -> &'static str {
+    match cfg.on_nonfinite {
+        OnNonFinite::Stop => "Lower train.lr, set train.grad_clip, or set train.on_nonfinite = \"skip\" to skip such steps",
+        OnNonFinite::Skip => "Lower train.lr or set train.grad_clip",
+    }
+}
 
 fn write_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Write { path: path.to_path_buf(), msg: e.to_string() }
@@ -298,6 +321,7 @@ pub fn run_parallel<T: TrainTask>(
     let mut others: Vec<T::Model> = replica_ad[1..].iter().map(|d| model.clone().fork(d)).collect();
     let mut timing = ExchangeTiming::default();
     let done = |st: &TrainState| st.epoch >= cfg.epochs || st.stopped_early;
+    let skip_bad = cfg.on_nonfinite == OnNonFinite::Skip;
     while !done(&state) {
         let epoch = state.epoch + 1;
         let started = Instant::now();
@@ -315,11 +339,16 @@ pub fn run_parallel<T: TrainTask>(
         let mut host_sum = 0f64;
         let (mut terms, mut seen) = (0usize, 0usize);
         let mut lr = cfg.lr;
+        let mut skipped = 0usize;
         timing.start_epoch();
         for (b, chunk) in order.chunks(cfg.batch_size).take(nb).enumerate() {
             seen += chunk.len();
             let mut grads = if single {
                 let (loss, n) = task.loss(&model, chunk, &ad);
+                if skip_bad && !loss.clone().detach().without_autodiff().into_scalar::<f32>().is_finite() {
+                    skipped += 1;
+                    continue;
+                }
                 sum = sum + loss.clone().detach().without_autodiff().mul_scalar(n as f64);
                 terms += n;
                 GradientsParams::from_grads(loss.backward(), &model)
@@ -351,6 +380,10 @@ pub fn run_parallel<T: TrainTask>(
                 match par.group {
                     None => {
                         if let Some(v) = local_sum {
+                            if skip_bad && !v.clone().into_scalar::<f32>().is_finite() {
+                                skipped += 1;
+                                continue;
+                            }
                             sum = sum + v;
                         }
                         terms += local_terms;
@@ -369,6 +402,11 @@ pub fn run_parallel<T: TrainTask>(
                         group.all_reduce_sum_f32(&mut buf).map_err(collective_err)?;
                         let t2 = Instant::now();
                         let n_all = buf[buf.len() - 1] as f64;
+                        // Every rank sees the same reduced buffer, so every rank skips alike.
+                        if skip_bad && !buf.iter().all(|v| v.is_finite()) {
+                            skipped += 1;
+                            continue;
+                        }
                         let (grads, extra) = distributed::spread_grads(&model, &buf, &base, 1.0 / n_all.max(1.0));
                         host_sum += extra[0] as f64;
                         terms += n_all as usize;
@@ -377,6 +415,10 @@ pub fn run_parallel<T: TrainTask>(
                     }
                 }
             };
+            if skip_bad && par.group.is_none() && !global_norm(&model, &grads).is_none_or(|n| n.into_scalar::<f32>().is_finite()) {
+                skipped += 1;
+                continue;
+            }
             if cfg.grad_clip > 0.0 {
                 clip_global_norm(&model, &mut grads, cfg.grad_clip);
             }
@@ -390,13 +432,42 @@ pub fn run_parallel<T: TrainTask>(
             state.step += 1;
             if (b + 1) % cfg.log_every == 0 || b + 1 == nb {
                 let running = if par.group.is_some() { host_sum } else { sum.clone().into_scalar::<f32>() as f64 } / terms.max(1) as f64;
+                if !running.is_finite() {
+                    return Err(TrainError::NonFinite {
+                        what: format!("the training loss became {running}"),
+                        epoch,
+                        step: state.step,
+                        last_good: last_good(&last_dir, &state),
+                hint: hint(cfg),
+                    });
+                }
                 bar.update(b + 1, running, lr, seen as f64 / started.elapsed().as_secs_f64());
             }
         }
         let train_time = started.elapsed().as_secs_f64();
         let train_loss = if par.group.is_some() { host_sum } else { sum.into_scalar::<f32>() as f64 } / terms.max(1) as f64;
+        if skipped > 0 && leader {
+            eprintln!(
+                "warning: epoch {epoch}: skipped {skipped} of {nb} steps whose loss or gradient was NaN or infinite (train.on_nonfinite = \"skip\")"
+            );
+        }
+        if skipped >= nb {
+            return Err(TrainError::NonFinite {
+                what: format!("all {nb} steps of the epoch were skipped (NaN or infinite loss or gradient)"),
+                epoch,
+                step: state.step,
+                last_good: last_good(&last_dir, &state),
+                hint: hint(cfg),
+            });
+        }
         if !train_loss.is_finite() {
-            return Err(TrainError::NonFinite { loss: train_loss, epoch, step: state.step });
+            return Err(TrainError::NonFinite {
+                what: format!("the training loss became {train_loss}"),
+                epoch,
+                step: state.step,
+                last_good: last_good(&last_dir, &state),
+                hint: hint(cfg),
+            });
         }
         let eval_model = model.valid();
         let metrics_due = cfg.eval_every > 0 && epoch % cfg.eval_every == 0;
@@ -417,11 +488,21 @@ pub fn run_parallel<T: TrainTask>(
                 (v[0] / v[1], metrics)
             }
         };
+        if !valid_loss.is_finite() {
+            return Err(TrainError::NonFinite {
+                what: format!("the validation loss became {valid_loss}"),
+                epoch,
+                step: state.step,
+                last_good: last_good(&last_dir, &state),
+                hint: hint(cfg),
+            });
+        }
         let line = EpochLog {
             epoch,
             step: state.step,
             train_loss,
             valid_loss,
+            skipped_steps: skipped,
             lr,
             train_examples_per_s: seen as f64 / train_time,
             seconds: started.elapsed().as_secs_f64(),
@@ -539,6 +620,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stopped_run_names_its_last_good_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let last = dir.path().join("checkpoints/last");
+        let state = TrainState { epoch: 4, ..Default::default() };
+        assert_eq!(last_good(&last, &state), "no checkpoint was written yet");
+        std::fs::create_dir_all(&last).unwrap();
+        std::fs::write(last.join("generator.json"), "{}").unwrap();
+        let text = last_good(&last, &state);
+        assert!(text.contains("checkpoints/last (epoch 4)") && text.contains("which a new `train` resumes from"), "{text}");
+        let e = TrainError::NonFinite {
+            what: "the training loss became NaN".into(),
+            epoch: 5,
+            step: 40,
+            last_good: text,
+            hint: hint(&TrainConfig::default()),
+        };
+        let msg = e.to_string();
+        assert!(msg.starts_with("the training loss became NaN at epoch 5, step 40; the last good checkpoint is"), "{msg}");
+        assert!(msg.ends_with("train.on_nonfinite = \"skip\" to skip such steps"), "{msg}");
+    }
+
+    #[test]
     fn steps_per_epoch_respect_the_cap() {
         let cfg = TrainConfig { batch_size: 10, ..Default::default() };
         assert_eq!(batches_per_epoch(95, &cfg), 10);
@@ -556,6 +659,7 @@ mod tests {
             lr: 1e-3,
             train_examples_per_s: 1.0,
             seconds: 1.0,
+            skipped_steps: 0,
             valid_metrics: Some([("ndcg@10".to_string(), 0.25)].into_iter().collect()),
         };
         assert_eq!(criterion(&EarlyStopping::Loss, &line), 1.5);
