@@ -115,7 +115,18 @@ fn named_tensors(tok: &Tokenizer) -> Vec<(String, Vec<f32>, Vec<usize>)> {
 
 /// Writes `tok` to `path` atomically.
 pub fn save(tok: &Tokenizer, path: &Path) -> Result<(), TokenizerIoError> {
-    let tensors = named_tensors(tok);
+    let arch = serde_json::to_string(&tok.arch()).expect("the architecture serialises");
+    write_f32_tensors(path, &named_tensors(tok), META_KEY, arch)
+}
+
+/// Writes named f32 `tensors` (data, shape) to the safetensors file `path` atomically, with
+/// `meta` under metadata key `key`.
+pub(crate) fn write_f32_tensors(
+    path: &Path,
+    tensors: &[(String, Vec<f32>, Vec<usize>)],
+    key: &str,
+    meta: String,
+) -> Result<(), TokenizerIoError> {
     let bad = |m: String| TokenizerIoError::Format { path: path.into(), msg: m };
     let views = tensors
         .iter()
@@ -125,8 +136,7 @@ pub fn save(tok: &Tokenizer, path: &Path) -> Result<(), TokenizerIoError> {
                 .map_err(|e| bad(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let arch = serde_json::to_string(&tok.arch()).expect("the architecture serialises");
-    let meta = HashMap::from([(META_KEY.to_string(), arch)]);
+    let meta = HashMap::from([(key.to_string(), meta)]);
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| bad(e.to_string()))?;
     crate::artifact::write_bytes(path, &bytes).map_err(|e| TokenizerIoError::Io { path: e.path, source: e.source })
 }

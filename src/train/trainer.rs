@@ -122,6 +122,11 @@ fn last_good(last_dir: &Path, state: &TrainState) -> String {
     }
 }
 
+/// The error that ends a diverging run: `what` became non-finite at `epoch`.
+fn diverged(what: String, epoch: usize, state: &TrainState, last_dir: &Path, cfg: &TrainConfig) -> TrainError {
+    TrainError::NonFinite { what, epoch, step: state.step, last_good: last_good(last_dir, state), hint: hint(cfg) }
+}
+
 /// What to change when a run diverges.
 fn hint(cfg: &TrainConfig) -> &'static str {
     match cfg.on_nonfinite {
@@ -433,13 +438,7 @@ pub fn run_parallel<T: TrainTask>(
             if (b + 1) % cfg.log_every == 0 || b + 1 == nb {
                 let running = if par.group.is_some() { host_sum } else { sum.clone().into_scalar::<f32>() as f64 } / terms.max(1) as f64;
                 if !running.is_finite() {
-                    return Err(TrainError::NonFinite {
-                        what: format!("the training loss became {running}"),
-                        epoch,
-                        step: state.step,
-                        last_good: last_good(&last_dir, &state),
-                hint: hint(cfg),
-                    });
+                    return Err(diverged(format!("the training loss became {running}"), epoch, &state, &last_dir, cfg));
                 }
                 bar.update(b + 1, running, lr, seen as f64 / started.elapsed().as_secs_f64());
             }
@@ -452,22 +451,10 @@ pub fn run_parallel<T: TrainTask>(
             );
         }
         if skipped >= nb {
-            return Err(TrainError::NonFinite {
-                what: format!("all {nb} steps of the epoch were skipped (NaN or infinite loss or gradient)"),
-                epoch,
-                step: state.step,
-                last_good: last_good(&last_dir, &state),
-                hint: hint(cfg),
-            });
+            return Err(diverged(format!("all {nb} steps of the epoch were skipped (NaN or infinite loss or gradient)"), epoch, &state, &last_dir, cfg));
         }
         if !train_loss.is_finite() {
-            return Err(TrainError::NonFinite {
-                what: format!("the training loss became {train_loss}"),
-                epoch,
-                step: state.step,
-                last_good: last_good(&last_dir, &state),
-                hint: hint(cfg),
-            });
+            return Err(diverged(format!("the training loss became {train_loss}"), epoch, &state, &last_dir, cfg));
         }
         let eval_model = model.valid();
         let metrics_due = cfg.eval_every > 0 && epoch % cfg.eval_every == 0;
@@ -489,13 +476,7 @@ pub fn run_parallel<T: TrainTask>(
             }
         };
         if !valid_loss.is_finite() {
-            return Err(TrainError::NonFinite {
-                what: format!("the validation loss became {valid_loss}"),
-                epoch,
-                step: state.step,
-                last_good: last_good(&last_dir, &state),
-                hint: hint(cfg),
-            });
+            return Err(diverged(format!("the validation loss became {valid_loss}"), epoch, &state, &last_dir, cfg));
         }
         let line = EpochLog {
             epoch,

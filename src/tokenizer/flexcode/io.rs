@@ -12,7 +12,6 @@
 //!   `router.output.bias`), f32 in PyTorch layout (`[out, in]`), with the widths as JSON
 //!   metadata. Values are stored bit for bit.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use burn::module::Param;
@@ -22,7 +21,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use super::model::{FlexCode, Router, ROUTER_INPUTS};
-use crate::tokenizer::io::{load, save, TokenizerIoError};
+use crate::tokenizer::io::{load, save, write_f32_tensors, TokenizerIoError};
 use crate::tokenizer::Tokenizer;
 
 /// The semantic RQ-VAE's file in a tokenizer folder.
@@ -58,8 +57,6 @@ fn linear_tensors(name: &str, layer: &Linear, out: &mut Vec<(String, Vec<f32>, V
 pub fn save_flexcode(model: &FlexCode, dir: &Path) -> Result<(), TokenizerIoError> {
     save(&Tokenizer::RqVae(model.sem.clone()), &dir.join(SEMANTIC_FILE))?;
     save(&Tokenizer::RqVae(model.cf.clone()), &dir.join(COLLABORATIVE_FILE))?;
-    let path = dir.join(HEADS_FILE);
-    let bad = |m: String| TokenizerIoError::Format { path: path.clone(), msg: m };
     let mut tensors = Vec::new();
     linear_tensors("proj_sem", &model.proj_sem, &mut tensors);
     linear_tensors("proj_cf", &model.proj_cf, &mut tensors);
@@ -71,17 +68,8 @@ pub fn save_flexcode(model: &FlexCode, dir: &Path) -> Result<(), TokenizerIoErro
         router_hidden: model.router.hidden.weight.val().dims()[1],
         router_inputs: ROUTER_INPUTS,
     };
-    let views = tensors
-        .iter()
-        .map(|(name, data, shape)| {
-            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(data))
-                .map(|v| (name.clone(), v))
-                .map_err(|e| bad(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let meta = HashMap::from([(META_KEY.to_string(), serde_json::to_string(&arch).expect("the widths serialise"))]);
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| bad(e.to_string()))?;
-    crate::artifact::write_bytes(&path, &bytes).map_err(|e| TokenizerIoError::Io { path: e.path, source: e.source })
+    let meta = serde_json::to_string(&arch).expect("the widths serialise");
+    write_f32_tensors(&dir.join(HEADS_FILE), &tensors, META_KEY, meta)
 }
 
 fn rqvae(path: &Path, device: &Device) -> Result<crate::tokenizer::RqVae, TokenizerIoError> {
