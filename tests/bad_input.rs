@@ -633,6 +633,62 @@ fn checkpoint_folders() {
     run_cases("checkpoint", cases);
 }
 
+/// `train` refuses before it writes anything: a bad `model.index`, or a run folder that holds
+/// another model kind or was trained on other IDs. A new `--out` is not created; an existing
+/// run folder keeps every byte (its config.toml and id maps too).
+#[test]
+fn train_run_folders() {
+    let t = trained();
+    let train = |out: &str, extra: &[&str]| {
+        let mut args = vec!["train", "synthetic", "--device", "cpu", "--out", out];
+        args.extend_from_slice(TINY);
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let bad_index = r#"{"1": ["<a_1>", "b_2"]}"#;
+    let swapped = |d: &Path| {
+        // The run's own IDs with two items' IDs exchanged: valid, but not the run's.
+        edit_json(&d.join("other.index.json"), |v| {
+            let m = v.as_object_mut().unwrap();
+            let keys: Vec<String> = m.keys().take(2).cloned().collect();
+            let (a, b) = (m[&keys[0]].clone(), m[&keys[1]].clone());
+            m.insert(keys[0].clone(), b);
+            m.insert(keys[1].clone(), a);
+        })
+    };
+    let index_of_run = std::fs::read(t.tiger.join("checkpoints/best/items.index.json")).unwrap();
+    let cases = vec![
+        case("train --index with a bad index, new --out")
+            .file("t.index.json", bad_index)
+            .args(&train("o", &["--set", "model.index=\"t.index.json\""]))
+            .expect(&["t.index.json", "token \"b_2\" is not of the form"]),
+        case("train --index with a bad index, existing run folder")
+            .copy(&t.tiger, "run")
+            .file("t.index.json", bad_index)
+            .args(&train("run", &["--set", "model.index=\"t.index.json\""]))
+            .expect(&["t.index.json", "token \"b_2\" is not of the form"]),
+        case("train sasrec on a TIGER run folder")
+            .copy(&t.tiger, "run")
+            .args(&train("run", &["--set", "model.kind=\"sasrec\""]))
+            .expect(&["run/checkpoints/last", "holds a tiger model, this config trains sasrec", "--restart"]),
+        case("train tiger on a SASRec run folder")
+            .copy(&t.sasrec, "run")
+            .args(&train("run", &[]))
+            .expect(&["run/checkpoints/last", "holds a sasrec model, this config trains tiger"]),
+        case("resume with an index of other IDs")
+            .copy(&t.tiger, "run")
+            .file("other.index.json", &index_of_run)
+            .edit(swapped)
+            .args(&train("run", &["--set", "train.epochs=2", "--set", "model.index=\"other.index.json\""]))
+            .expect(&["other.index.json", "holds other IDs", "a resumed run keeps its IDs"]),
+        case("train on the other catalogue of a run folder")
+            .copy(&t.tiger, "run")
+            .args(&train("run", &["--set", "train.epochs=2", "--set", "synthetic.items=100"]))
+            .expect(&["run/checkpoints/last", "trained on other items"]),
+    ];
+    run_cases("train run folder", cases);
+}
+
 #[test]
 fn recommend_history_files() {
     let t = trained();

@@ -686,3 +686,25 @@ fn a_diverging_run_stops_with_a_clear_error_or_skips_the_bad_steps() {
     let log = std::fs::read_to_string(d.join("r/metrics.jsonl")).unwrap();
     assert!(log.contains("\"skipped_steps\""), "{log}");
 }
+
+/// Output into a pipe nobody reads any more (`sidrec info | head -0`) ends sidrec quietly, as
+/// it ends other command-line tools: by SIGPIPE, with no panic.
+#[test]
+fn a_closed_stdout_pipe_ends_the_command_without_a_panic() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(support::sidrec_bin())
+        .args(["info", "--device", "cpu"])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes before sidrec writes its first line
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert_ne!(status.code(), Some(101), "stderr: {stderr}");
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "status {status:?}, stderr: {stderr}");
+}

@@ -293,7 +293,20 @@ pub fn dispatch(cli: Cli) -> Result<()> {
 
 /// The binary's entry point: parses arguments, runs, and turns every error into a message on
 /// stderr and a non-zero exit code.
+/// Output into a pipe whose reader has gone (`sidrec recommend ... | head`) ends the process
+/// quietly, as it does for other command-line tools, instead of a panic in `println!`: Rust
+/// ignores SIGPIPE, so the write fails and `println!` panics. Checkpoints and outputs are written
+/// atomically, so nothing is left half-written.
+fn quit_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
+    quit_quietly_on_a_closed_pipe();
     alloc::keep_large_blocks();
     let cli = Cli::parse();
     match dispatch(cli) {

@@ -70,11 +70,25 @@ impl AsRef<Path> for RunDir {
 /// (a second command on it is refused, naming this process) and writes the effective config
 /// into it.
 pub fn run_dir(cfg: &RunConfig, command: &str) -> Result<RunDir> {
+    let dir = open_run_dir(cfg, command)?;
+    dir.write_config(cfg)?;
+    Ok(dir)
+}
+
+/// Creates and locks the run folder like [`run_dir`] but writes nothing into it yet, so that a
+/// command can check what the folder already holds before it changes anything.
+pub fn open_run_dir(cfg: &RunConfig, command: &str) -> Result<RunDir> {
     let path = cfg.run.out_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(command));
     std::fs::create_dir_all(&path).with_context(|| format!("{}: cannot create the run folder", path.display()))?;
     let lock = RunLock::acquire(&path)?;
-    crate::artifact::write_bytes(&path.join("config.toml"), cfg.to_toml().as_bytes())?;
     Ok(RunDir { path, _lock: lock })
+}
+
+impl RunDir {
+    /// Writes the effective config into the folder (`config.toml`).
+    pub fn write_config(&self, cfg: &RunConfig) -> Result<()> {
+        Ok(crate::artifact::write_bytes(&self.path.join("config.toml"), cfg.to_toml().as_bytes())?)
+    }
 }
 
 /// Writes the dense-id <-> raw-id maps of `ds` into `dir` (`items.json`, `users.json`), so that

@@ -17,7 +17,7 @@ use burn::tensor::Device;
 
 use super::config::RunConfig;
 use super::eval_cmd::{evaluate_checkpoint, print_results};
-use super::run::{expand_home, prepare, run_dir, write_id_maps, Prepared};
+use super::run::{expand_home, open_run_dir, prepare, write_id_maps, Prepared};
 use super::tokenize_cmd::tokenize_items;
 use super::device::{replica_devices, DeviceSpec};
 use crate::data::{Codebook, SemanticIndex, Split};
@@ -31,36 +31,34 @@ use crate::train::sasrec_task::{self, SasRecInputs};
 use crate::train::trainer::{checkpoint_dirs, run_parallel, LoopSettings};
 use crate::train::{TrainInputs, TrainOutcome};
 
-/// The semantic IDs of the run and the file they come from: the configured index file
-/// (collisions fixed), or a tokenizer trained now into `<dir>/tokenizer/`.
-pub fn semantic_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Result<(SemanticIndex, PathBuf)> {
-    match &cfg.model.index {
-        Some(path) => {
-            let path = expand_home(&path.to_string_lossy());
-            let (mut index, report) = SemanticIndex::read(&path, &p.ds.items)?;
-            super::flexcode_cmd::check_flexcode_index(&path, &index, &p.ds.items)?;
-            if report.extra_entries > 0 {
-                eprintln!("note: {} entries of {} are not in the dataset and were skipped", report.extra_entries, path.display());
-            }
-            let fixed = fix_imported(&mut index).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            if fixed.colliding_items_before > 0 {
-                eprintln!(
-                    "note: {} items of {} share their ID; a disambiguation level makes them unique",
-                    fixed.colliding_items_before,
-                    path.display()
-                );
-            }
-            eprintln!("semantic IDs: {} ({} items)", path.display(), index.ids.len());
-            Ok((index, path))
-        }
-        None => {
-            eprintln!("semantic IDs: no model.index given, training the {} tokenizer first", cfg.tokenizer.kind);
-            let tdir = dir.join("tokenizer");
-            std::fs::create_dir_all(&tdir).with_context(|| format!("{}: cannot create", tdir.display()))?;
-            let (index, out) = tokenize_items(cfg, p, &tdir, device)?;
-            Ok((index, out))
-        }
+/// The index file `model.index` names, read against the dataset and its collisions fixed;
+/// `None` when the config names none. Writes nothing, so `train` can refuse a bad index before
+/// it touches the run folder.
+pub fn configured_index(cfg: &RunConfig, p: &Prepared) -> Result<Option<(SemanticIndex, PathBuf)>> {
+    let Some(path) = &cfg.model.index else { return Ok(None) };
+    let path = expand_home(&path.to_string_lossy());
+    let (mut index, report) = SemanticIndex::read(&path, &p.ds.items)?;
+    super::flexcode_cmd::check_flexcode_index(&path, &index, &p.ds.items)?;
+    if report.extra_entries > 0 {
+        eprintln!("note: {} entries of {} are not in the dataset and were skipped", report.extra_entries, path.display());
     }
+    let fixed = fix_imported(&mut index).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if fixed.colliding_items_before > 0 {
+        eprintln!(
+            "note: {} items of {} share their ID; a disambiguation level makes them unique",
+            fixed.colliding_items_before,
+            path.display()
+        );
+    }
+    Ok(Some((index, path)))
+}
+
+/// IDs from a tokenizer trained now into `<dir>/tokenizer/`.
+fn tokenized_ids(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Result<(SemanticIndex, PathBuf)> {
+    eprintln!("semantic IDs: no model.index given, training the {} tokenizer first", cfg.tokenizer.kind);
+    let tdir = dir.join("tokenizer");
+    std::fs::create_dir_all(&tdir).with_context(|| format!("{}: cannot create", tdir.display()))?;
+    tokenize_items(cfg, p, &tdir, device)
 }
 
 /// The catalogue's token sequences in the declared vocabulary: `tokenizer.codebook_size` codes
@@ -136,12 +134,9 @@ fn relevant(m: &ModelConfig) -> ModelConfig {
 /// A resumed run keeps the IDs of its checkpoint (`saved`, read from `saved_path`). Stops when
 /// `model.index` names an index with other IDs, e.g. a plain index for a FlexCode run, rather
 /// than ignore it silently.
-fn check_same_index(cfg: &RunConfig, p: &Prepared, saved: &SemanticIndex, saved_path: &Path) -> Result<()> {
-    let Some(path) = &cfg.model.index else { return Ok(()) };
-    let path = expand_home(&path.to_string_lossy());
-    let (mut given, _) = SemanticIndex::read(&path, &p.ds.items)?;
-    fix_imported(&mut given).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if given == *saved {
+fn check_same_index(given: Option<&(SemanticIndex, PathBuf)>, saved: &SemanticIndex, saved_path: &Path) -> Result<()> {
+    let Some((given, path)) = given else { return Ok(()) };
+    if given == saved {
         return Ok(());
     }
     let ids = |i: &SemanticIndex| {
@@ -150,7 +145,7 @@ fn check_same_index(cfg: &RunConfig, p: &Prepared, saved: &SemanticIndex, saved_
     bail!(
         "{}: holds {}, but the run being resumed was trained on {} ({}), and a resumed run keeps its IDs; resume without model.index, or use --restart or another --out",
         path.display(),
-        if given.has_collaborative() == saved.has_collaborative() { "other IDs".to_string() } else { ids(&given).to_string() },
+        if given.has_collaborative() == saved.has_collaborative() { "other IDs".to_string() } else { ids(given).to_string() },
         ids(saved),
         saved_path.display()
     )
@@ -186,7 +181,7 @@ pub fn check_same_spec(last: &Path, spec: &GeneratorSpec) -> Result<()> {
     Ok(())
 }
 
-/// The semantic IDs of a multi-rank run: rank 0 reads or computes them ([`semantic_ids`], or
+/// The semantic IDs of a multi-rank run: rank 0 reads or computes them ([`configured_index`], [`tokenized_ids`], or
 /// the checkpoint's), and every other rank receives rank 0's index file (the machines need no
 /// shared folder).
 fn shared_semantic_ids(
@@ -215,22 +210,42 @@ fn shared_semantic_ids(
     }
 }
 
+/// The IDs of the checkpoint in `last` that a resumed run keeps, after checking that it holds
+/// this config's model kind and items and that `model.index` (`given`) names the same IDs;
+/// `None` when there is nothing to resume.
+fn resumed_ids(cfg: &RunConfig, p: &Prepared, last: &Path, given: Option<&(SemanticIndex, PathBuf)>) -> Result<Option<(SemanticIndex, PathBuf)>> {
+    check_resumable(last, p, cfg)?;
+    let Some(ck) = checkpoint::verified_existing(last)? else { return Ok(None) };
+    let path = ck.join("items.index.json");
+    let index = SemanticIndex::read(&path, &p.ds.items)?.0;
+    check_same_index(given, &index, &path)?;
+    Ok(Some((index, path)))
+}
+
 /// Trains TIGER or DiscRec in `dir` (rank 0 alone reads and writes it in a multi-rank run).
-fn train_generator(cfg: &RunConfig, p: &Prepared, dir: &Path, devices: &[Device], group: Option<&dyn Collective>) -> Result<TrainOutcome> {
+/// `given` is the index `model.index` names, read already ([`configured_index`]).
+fn train_generator(
+    cfg: &RunConfig,
+    p: &Prepared,
+    dir: &Path,
+    devices: &[Device],
+    group: Option<&dyn Collective>,
+    given: Option<(SemanticIndex, PathBuf)>,
+) -> Result<TrainOutcome> {
     let device = &devices[0];
     let leader = group.is_none_or(|g| g.rank() == 0);
     let (last, _) = checkpoint_dirs(dir);
     let leader_ids = if leader {
-        check_resumable(&last, p, cfg)?;
         // A resumed run keeps its IDs: tokenizing again could give different ones.
-        Some(match checkpoint::verified_existing(&last)? {
-            Some(ck) => {
-                let path = ck.join("items.index.json");
-                let index = SemanticIndex::read(&path, &p.ds.items)?.0;
-                check_same_index(cfg, p, &index, &path)?;
-                (index, path)
-            }
-            None => semantic_ids(cfg, p, dir, device)?,
+        Some(match resumed_ids(cfg, p, &last, given.as_ref())? {
+            Some(saved) => saved,
+            None => match given {
+                Some(given) => {
+                    eprintln!("semantic IDs: {} ({} items)", given.1.display(), given.0.ids.len());
+                    given
+                }
+                None => tokenized_ids(cfg, p, dir, device)?,
+            },
         })
     } else {
         None
@@ -375,8 +390,22 @@ fn run_inner(cfg: &RunConfig, restart: bool, indices: &[usize], group: Option<&d
         eprintln!("{note}");
     }
     let p = prepare(cfg)?;
+    // Everything that can refuse the run is checked before the run folder changes: the index
+    // `model.index` names, then (with the folder locked) what the folder already holds.
+    let given = if leader && cfg.model.kind.is_generator() { configured_index(cfg, &p)? } else { None };
     // Rank 0 owns the run folder; the other ranks read and write nothing there.
-    let run_folder = if leader { Some(run_dir(cfg, "train")?) } else { None };
+    let run_folder = if leader { Some(open_run_dir(cfg, "train")?) } else { None };
+    if let Some(folder) = &run_folder {
+        if !restart {
+            let (last, _) = checkpoint_dirs(folder);
+            if cfg.model.kind.is_generator() {
+                resumed_ids(cfg, &p, &last, given.as_ref())?;
+            } else {
+                check_resumable(&last, &p, cfg)?;
+            }
+        }
+        folder.write_config(cfg)?;
+    }
     let dir: PathBuf = match &run_folder {
         Some(d) => d.to_path_buf(),
         None => cfg.run.out_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join("train")),
@@ -400,7 +429,7 @@ fn run_inner(cfg: &RunConfig, restart: bool, indices: &[usize], group: Option<&d
     }
     let device = devices[0].clone();
     let outcome = if cfg.model.kind.is_generator() {
-        train_generator(cfg, &p, &dir, &devices, group)?
+        train_generator(cfg, &p, &dir, &devices, group, given)?
     } else if ranks * replicas > 1 {
         train_sasrec_parallel(cfg, &p, &dir, &devices, group)?
     } else {
