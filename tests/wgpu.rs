@@ -685,3 +685,44 @@ fn flexcode_tokenizer_on_wgpu_gives_mixed_ids_and_the_cpu_router_split() {
         assert!((shares[0][g] - shares[1][g]).abs() < 0.05, "cpu {:?} vs wgpu {:?}", shares[0], shares[1]);
     }
 }
+
+/// A run whose tensors exceed the adapter's largest buffer (128 MiB on lavapipe) stops before
+/// its first step with an error that names the tensor, the limit and the setting to lower;
+/// without the check, lavapipe refused the 205 MiB buffer and Burn panicked at the next read.
+#[test]
+fn a_batch_above_the_adapters_largest_buffer_is_refused_before_training() {
+    let Some(device) = software_wgpu() else { return };
+    let limit = sidrec::kernels::capabilities::Capabilities::of(&device).max_buffer_bytes.expect("a wgpu adapter has a buffer limit");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 150 items, IDs of 3 tokens (base-16 digits of the item: unique).
+    let index: serde_json::Map<String, serde_json::Value> =
+        (0..150usize).map(|i| (i.to_string(), serde_json::json!((0..3).map(|j| format!("<{}_{}>", (b'a' + j as u8) as char, (i >> (4 * j)) & 15)).collect::<Vec<_>>()))).collect();
+    std::fs::write(d.join("t.index.json"), serde_json::Value::Object(index).to_string()).unwrap();
+    // The encoder's attention scores: batch x 16 heads x 61 x 61 floats (20 items of 3 tokens + EOS).
+    let per_example = 16 * 61 * 61 * 4;
+    let fits = limit / per_example;
+    let run = |batch: u64, eval_batch: u64| {
+        let (batch, eval_batch) = (format!("train.batch_size={batch}"), format!("eval.batch_size={eval_batch}"));
+        let args = [
+            "train", "synthetic", "--device", "wgpu-cpu", "--out", "o", "--index", "t.index.json",
+            "--set", "synthetic.users=300", "--set", "synthetic.items=150", "--set", "synthetic.topics=6",
+            "--set", "tokenizer.codebook_size=16", "--set", "model.d_model=32", "--set", "model.d_kv=4",
+            "--set", "model.d_ff=64", "--set", "model.num_layers=1", "--set", "model.num_decoder_layers=1",
+            "--set", "model.num_heads=16", "--set", "train.epochs=1", "--set", &batch, "--set", &eval_batch,
+        ];
+        let out = std::process::Command::new(support::sidrec_bin()).args(args).current_dir(d).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (code, stderr) = run(fits + 1, 16);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let shape = format!("the encoder's self-attention scores [{}, 16, 61, 61]", fits + 1);
+    assert!(stderr.contains(&shape) && stderr.contains("above the largest buffer of this software wgpu adapter"), "{stderr}");
+    assert!(stderr.contains(&format!("lower train.batch_size to at most {fits}")), "{stderr}");
+    assert!(!d.join("o/checkpoints").exists());
+    // Evaluation's batch is checked too, before training starts.
+    let (code, stderr) = run(16, fits + 1);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("lower eval.batch_size to at most {fits}")), "{stderr}");
+}

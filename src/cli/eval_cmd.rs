@@ -13,6 +13,7 @@ use super::train_cmd::fixed_shapes;
 use crate::data::{IdMap, Part};
 use crate::decode::Trie;
 use crate::eval::{evaluate, EvalResult, GenerativeRanker, MostPopular, RandomRanker};
+use crate::train::limits::{self, GeneratorRun};
 use crate::train::{checkpoint, sasrec_task};
 
 /// Evaluates most-popular and random on validation and test.
@@ -109,6 +110,8 @@ pub fn evaluate_loaded(cfg: &RunConfig, p: &Prepared, loaded: Loaded, device: &D
         Loaded::Generator(ck) => ck,
     };
     let items = ck.item_tokens()?;
+    let run = GeneratorRun { model: &ck.spec.model, vocab: items.vocab().size(), max_id_len: items.max_len(), window: p.split.max_len };
+    limits::check(device, &run.beam_search(cfg.eval.batch_size, cfg.eval.beam_size)).map_err(anyhow::Error::msg)?;
     let trie = Trie::new(&items, true, device)?;
     let pad_to = if fixed_shapes(cfg, device) { items.full_encoder_length(p.split.max_len) } else { 0 };
     let mut ranker = GenerativeRanker {

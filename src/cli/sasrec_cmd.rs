@@ -32,6 +32,16 @@ fn split_for(p: &Prepared, max_len: usize) -> Split {
     Split { max_len, ..p.split.clone() }
 }
 
+/// Stops a SASRec run whose largest tensors (with `batch` examples a device) would not fit the
+/// device's largest buffer ([`crate::train::limits`]).
+pub fn check_limits(cfg: &RunConfig, p: &Prepared, inputs: &SasRecInputs, batch: usize, device: &Device) -> Result<()> {
+    let c = &cfg.model.sasrec;
+    let examples = crate::train::TrainTask::examples(inputs).len().max(1);
+    let targets: usize = Split::train_items(&p.ds).map(|s| s.len().saturating_sub(1).min(c.max_len)).sum();
+    let tensors = crate::train::limits::sasrec(c, p.ds.num_items(), batch, targets as f64 / examples as f64, cfg.eval.batch_size);
+    crate::train::limits::check(device, &tensors).map_err(anyhow::Error::msg)
+}
+
 /// Trains SASRec in `dir` (or resumes it), then exports the best epoch's item embeddings.
 pub fn train(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Result<TrainOutcome> {
     let (last, _) = checkpoint_dirs(dir);
@@ -48,6 +58,7 @@ pub fn train(cfg: &RunConfig, p: &Prepared, dir: &Path, device: &Device) -> Resu
     check_same_spec(&last, &spec)?;
     let split = split_for(p, c.max_len);
     let inputs = SasRecInputs::new(&p.ds, &split, &p.ds.items, spec, &cfg.train, fixed_shapes(cfg, device));
+    check_limits(cfg, p, &inputs, cfg.train.batch_size, device)?;
     eprintln!(
         "sasrec ({} loss), {} parameters, {} items, {} users, {} training targets, device {}",
         c.loss,

@@ -28,6 +28,7 @@ use crate::train::checkpoint::{self, GeneratorSpec};
 use crate::train::distributed::{Collective, ParallelRef};
 use crate::train::generator_task::train_parallel;
 use crate::train::sasrec_task::{self, SasRecInputs};
+use crate::train::limits::{self, GeneratorRun};
 use crate::train::trainer::{checkpoint_dirs, run_parallel, LoopSettings};
 use crate::train::{TrainInputs, TrainOutcome};
 
@@ -259,6 +260,11 @@ fn train_generator(
     };
     let items = declared_items(cfg, &index, &source)?;
     let spec = spec_for(cfg, p, &items);
+    let run = GeneratorRun { model: &cfg.model, vocab: items.vocab().size(), max_id_len: items.max_len(), window: cfg.data.max_len };
+    let per_replica = cfg.train.batch_size.div_ceil(group.map_or(1, |g| g.size()) * devices.len());
+    let mut largest = run.training(per_replica);
+    largest.extend(run.beam_search(cfg.eval.batch_size, cfg.eval.beam_size));
+    limits::check(device, &largest).map_err(anyhow::Error::msg)?;
     if leader {
         check_same_spec(&last, &spec)?;
         let n_params = crate::seed::try_init_seeded(0, |host| spec.init(host)).map_err(anyhow::Error::msg)?.num_params();
@@ -311,6 +317,8 @@ fn train_sasrec_parallel(cfg: &RunConfig, p: &Prepared, dir: &Path, devices: &[D
     }
     let split = Split { max_len: c.max_len, ..p.split.clone() };
     let inputs = SasRecInputs::new(&p.ds, &split, &p.ds.items, spec, &cfg.train, fixed_shapes(cfg, device));
+    let per_replica = cfg.train.batch_size.div_ceil(group.map_or(1, |g| g.size()) * devices.len());
+    super::sasrec_cmd::check_limits(cfg, p, &inputs, per_replica, device)?;
     let settings = LoopSettings { cfg: &cfg.train, seed: cfg.run.seed, device: device.clone(), dir: dir.to_path_buf() };
     let outcome = run_parallel(&inputs, &settings, ParallelRef { devices, group }, |_| true)?;
     if leader {

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod distributed;
+pub mod limits;
 pub mod generator_task;
 pub mod progress;
 pub mod resume;

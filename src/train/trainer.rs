@@ -60,6 +60,16 @@ pub enum TrainError {
         /// What to change.
         hint: &'static str,
     },
+    /// The device failed to run a step (an allocation it refused, a lost device).
+    #[error("the device failed at epoch {epoch}, step {step}: {message}; the checkpoints are intact (lower train.batch_size if it ran out of memory)")]
+    Device {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Optimizer steps taken so far.
+        step: usize,
+        /// The device's error.
+        message: String,
+    },
     /// Nothing to train on.
     #[error("the dataset has no training examples (every user has fewer than 4 items)")]
     NoTrainingData,
@@ -436,7 +446,10 @@ pub fn run_parallel<T: TrainTask>(
             }
             state.step += 1;
             if (b + 1) % cfg.log_every == 0 || b + 1 == nb {
-                let running = if par.group.is_some() { host_sum } else { sum.clone().into_scalar::<f32>() as f64 } / terms.max(1) as f64;
+                // The first read from the device in a step: where a failed allocation or a lost
+                // device shows.
+                let device_sum = |t: Tensor<1>| t.try_into_scalar::<f32>().map_err(|e| TrainError::Device { epoch, step: state.step, message: e.to_string() });
+                let running = if par.group.is_some() { host_sum } else { device_sum(sum.clone())? as f64 } / terms.max(1) as f64;
                 if !running.is_finite() {
                     return Err(diverged(format!("the training loss became {running}"), epoch, &state, &last_dir, cfg));
                 }
