@@ -238,6 +238,27 @@ pub fn save<M: Module>(dir: &Path, snap: &Snapshot<M>) -> Result<(), CheckpointE
         std::fs::remove_dir_all(&tmp).map_err(|e| file_err(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| file_err(&tmp, e))?;
+    if let Err(e) = write_files(&tmp, snap) {
+        // A full disk or any other failure leaves no half-written folder behind (it would
+        // hold the space that the next attempt needs).
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| file_err(&old, e))?;
+        }
+        std::fs::rename(dir, &old).map_err(|e| file_err(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| file_err(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| file_err(&old, e))?;
+    }
+    Ok(())
+}
+
+/// The files of checkpoint `snap` in the new folder `tmp`, the manifest last.
+fn write_files<M: Module>(tmp: &Path, snap: &Snapshot<M>) -> Result<(), CheckpointError> {
     let record = snap.model.clone().into_record().into_bytes().map_err(|e| file_err(&tmp.join("model.bpk"), e))?;
     write(&tmp.join("model.bpk"), &record)?;
     if let Some(optim) = snap.optimizer {
@@ -252,18 +273,7 @@ pub fn save<M: Module>(dir: &Path, snap: &Snapshot<M>) -> Result<(), CheckpointE
     }
     // generator.json last: a folder without it is never taken for a checkpoint.
     json(&tmp.join("generator.json"), snap.spec)?;
-    json(&tmp.join(MANIFEST), &Manifest::of(&tmp)?)?;
-    if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| file_err(&old, e))?;
-        }
-        std::fs::rename(dir, &old).map_err(|e| file_err(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| file_err(dir, e))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| file_err(&old, e))?;
-    }
-    Ok(())
+    json(&tmp.join(MANIFEST), &Manifest::of(tmp)?)
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
