@@ -9,9 +9,12 @@
 //! <to>/sidrec_vocab.json        token layout: special ids, each level's first id and size,
 //!                               every item's token ids (dataset ids, in items.json order)
 //! DiscRec only:
-//! <to>/discrec_input.safetensors  the input blocks (names and shapes: README, "Export")
+//! <to>/discrec_input.safetensors  the input blocks
 //! <to>/discrec_config.json        their settings (heads, window, position rows, switches)
 //! ```
+//!
+//! The README's section "Export to Hugging Face transformers" documents the files and
+//! DiscRec's tensor names and shapes.
 //!
 //! TIGER's generator is Hugging Face's T5 as it is: no input scaling, the LM head tied to the
 //! shared embedding with the `d_model^-0.5` scale that `transformers` applies when
@@ -274,7 +277,7 @@ pub fn run(checkpoint: &Path, to: &Path) -> Result<()> {
     if discrec {
         println!(
             "DiscRec: transformers runs the T5 part only; feed it inputs_embeds from the input blocks in {DISCREC_WEIGHTS} \
-             (see the README, \"Export\")"
+             (see the README, \"Export to Hugging Face transformers\")"
         );
     }
     Ok(())
