@@ -8,6 +8,7 @@ pub mod data_cmd;
 pub mod device;
 pub mod embed_cmd;
 pub mod eval_cmd;
+pub mod export_cmd;
 pub mod flexcode_cmd;
 pub mod lock;
 pub mod quickstart;
@@ -106,6 +107,18 @@ pub enum Command {
         checkpoint: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
+    },
+    /// Write a TIGER or DiscRec checkpoint as a Hugging Face T5 folder (config.json,
+    /// model.safetensors) that transformers' T5ForConditionalGeneration loads, with the token
+    /// layout (sidrec_vocab.json) and, for DiscRec, its input blocks (discrec_input.safetensors).
+    Export {
+        /// A checkpoint folder written by `sidrec train` (e.g. runs/train/checkpoints/best), or
+        /// its run folder (then checkpoints/best).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The folder to write; must not exist or be empty.
+        #[arg(long)]
+        to: PathBuf,
     },
     /// Print the adapters found (with the indices --devices takes), the chosen device, its
     /// limits and float types.
@@ -245,6 +258,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Eval { dataset, checkpoint, common } => {
             eval_cmd::run(&common.config(dataset.as_deref())?, checkpoint.as_deref())
         }
+        Command::Export { checkpoint, to } => export_cmd::run(&checkpoint, &to),
         Command::Info { common } => {
             let cfg = common.config(None)?;
             println!("{}", device::info_report(cfg.run.device)?);

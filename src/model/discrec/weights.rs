@@ -1,5 +1,6 @@
-//! Loading DiscRec's block weights from a safetensors file, under the names of the PyTorch
-//! reference `tests/fixtures/discrec_reference.py` (used by the parity tests).
+//! Loading and saving DiscRec's block weights as a safetensors file, under the names of the
+//! PyTorch reference `tests/fixtures/discrec_reference.py` (used by the parity tests, and by
+//! `sidrec export` for `discrec_input.safetensors`).
 //!
 //! Names, each under `encoder.` or `decoder.`: `position.weight` `[L+2, d_model]`,
 //! `norm.{weight,bias}`, `{query,key,value}.{weight,bias}` (weights `[out, in]` as PyTorch),
@@ -95,4 +96,93 @@ pub fn load_safetensors(model: &mut DiscRec, path: &Path, device: &Device) -> Re
         reader.block("decoder", d)?;
     }
     Ok(())
+}
+
+/// One exported tensor: name, shape and row-major values.
+type Named = (String, Vec<usize>, Vec<f32>);
+
+fn host<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
+    let shape = t.dims().to_vec();
+    (shape, t.into_data().convert::<f32>().try_into_vec().expect("f32 after convert"))
+}
+
+fn push<const D: usize>(out: &mut Vec<Named>, name: String, t: Tensor<D>) {
+    let (shape, values) = host(t);
+    out.push((name, shape, values));
+}
+
+fn push_linear(out: &mut Vec<Named>, p: &str, l: &Linear) {
+    push(out, format!("{p}.weight"), l.weight.val().transpose()); // [out, in]
+    if let Some(b) = &l.bias {
+        push(out, format!("{p}.bias"), b.val());
+    }
+}
+
+fn push_norm(out: &mut Vec<Named>, p: &str, n: &LayerNorm) {
+    push(out, format!("{p}.weight"), n.gamma.val());
+    push(out, format!("{p}.bias"), n.beta.val());
+}
+
+fn push_block(out: &mut Vec<Named>, p: &str, b: &InputBlock) {
+    if let Some(e) = &b.position {
+        push(out, format!("{p}.position.weight"), e.weight.val());
+    }
+    if let Some(n) = &b.norm {
+        push_norm(out, &format!("{p}.norm"), n);
+    }
+    if let Some(c) = &b.branch {
+        push_linear(out, &format!("{p}.query"), &c.query);
+        push_linear(out, &format!("{p}.key"), &c.key);
+        push_linear(out, &format!("{p}.value"), &c.value);
+        push_norm(out, &format!("{p}.norm2"), &c.norm);
+        push_linear(out, &format!("{p}.ff_in"), &c.ff_in);
+        push_linear(out, &format!("{p}.ff_out"), &c.ff_out);
+    }
+    if let Some(g) = &b.gate {
+        push(out, format!("{p}.gate.weight"), g.weight.val());
+    }
+}
+
+/// Every parameter of `model` under the names [`load_safetensors`] reads, on the host (linear
+/// weights `[out, in]`).
+pub fn named_tensors(model: &DiscRec) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut out = Vec::new();
+    push_block(&mut out, "encoder", &model.encoder);
+    if let Some(d) = &model.decoder {
+        push_block(&mut out, "decoder", d);
+    }
+    out
+}
+
+/// Writes every parameter of `model` to `path` as F32 safetensors ([`named_tensors`]),
+/// atomically; [`load_safetensors`] reads it back.
+pub fn save_safetensors(model: &DiscRec, path: &Path) -> Result<(), DataError> {
+    crate::model::t5::weights::write_f32_tensors(path, &named_tensors(model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::discrec::DiscRecConfig;
+
+    #[test]
+    fn save_then_load_round_trips_every_part() {
+        let device = Device::flex();
+        let c = DiscRecConfig { d_ff: 8, ..DiscRecConfig::default() };
+        let model = crate::seed::init_seeded(40, |host| c.init(8, 3, None, host));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("discrec.safetensors");
+        save_safetensors(&model, &path).unwrap();
+        let mut other = crate::seed::init_seeded(41, |host| c.init(8, 3, None, host));
+        assert_ne!(named_tensors(&model), named_tensors(&other));
+        load_safetensors(&mut other, &path, &device).unwrap();
+        let (a, b) = (named_tensors(&model), named_tensors(&other));
+        // Per block: position, norm (2), query/key/value (6), norm2 (2), ff_in/ff_out (4), gate.
+        assert_eq!(a.len(), 2 * 16);
+        assert_eq!(a, b);
+        let shape = |n: &str| a.iter().find(|t| t.0 == n).map(|t| t.1.clone()).unwrap();
+        assert_eq!(shape("encoder.position.weight"), [5, 8]);
+        assert_eq!(shape("decoder.ff_in.weight"), [8, 8]);
+        assert_eq!(shape("decoder.gate.weight"), [2, 8]);
+    }
 }

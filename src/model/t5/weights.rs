@@ -130,7 +130,12 @@ pub fn named_tensors(model: &T5ForConditionalGeneration) -> Vec<(String, Vec<usi
 /// Writes every parameter of `model` to `path` as F32 safetensors under Hugging Face names,
 /// atomically.
 pub fn save_safetensors(model: &T5ForConditionalGeneration, path: &Path) -> Result<(), DataError> {
-    let tensors = named_tensors(model);
+    write_f32_tensors(path, &named_tensors(model))
+}
+
+/// Writes named F32 tensors `(name, shape, row-major values)` to `path` as safetensors,
+/// atomically (DiscRec's input blocks use it too).
+pub fn write_f32_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<(), DataError> {
     let views = tensors
         .iter()
         .map(|(name, shape, data)| {
