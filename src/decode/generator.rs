@@ -1,36 +1,27 @@
 //! Beam search's adapter for the generator: TIGER decodes through T5's cached step; DiscRec
-//! re-reads the decoded prefix through its decoder input block at every step (at most an ID's
-//! length of tokens), then takes T5's cached step on the last position.
+//! also keeps its decoder input block's keys and values of the decoded prefix, so each step
+//! reads one new token through the block, then takes T5's cached step.
 
 use burn::tensor::{Int, Tensor};
 
 use super::beam::{BeamModel, BeamState};
+use crate::model::discrec::DecoderInputCache;
 use crate::model::t5::DecoderCache;
 use crate::model::vocab::EncoderBatch;
 use crate::model::Generator;
 
-/// DiscRec's decoding state: T5's cache plus the prefix decoded so far, which the decoder's
-/// input block reads whole at every step (at most an ID's length of tokens).
+/// DiscRec's decoding state: T5's cache plus the decoder input block's.
 struct DiscRecState<'a> {
     model: &'a Generator,
     cache: DecoderCache,
-    prefix: Option<Tensor<2, Int>>,
+    input: DecoderInputCache,
 }
 
 impl BeamState for DiscRecState<'_> {
     fn step(&mut self, tokens: Tensor<1, Int>) -> Tensor<2> {
         let [rows] = tokens.dims();
-        let tokens = tokens.reshape([rows, 1]);
-        let prefix = match self.prefix.take() {
-            Some(p) => Tensor::cat(vec![p, tokens], 1),
-            None => tokens,
-        };
-        let t = prefix.dims()[1];
-        let embeds = self.model.decoder_embeds(prefix.clone());
-        let d = embeds.dims()[2];
-        let last = embeds.slice([0..rows, t - 1..t, 0..d]);
-        let hidden = self.model.t5.decode_step_embeds(last, &mut self.cache);
-        self.prefix = Some(prefix);
+        let embeds = self.model.decoder_step_embeds(tokens.reshape([rows, 1]), &mut self.input);
+        let hidden = self.model.t5.decode_step_embeds(embeds, &mut self.cache);
         let logits = self.model.t5.lm_head(hidden);
         let vocab = logits.dims()[2];
         logits.reshape([rows, vocab])
@@ -38,7 +29,7 @@ impl BeamState for DiscRecState<'_> {
 
     fn reorder(&mut self, rows: Tensor<1, Int>) {
         self.cache.reorder(rows.clone());
-        self.prefix = self.prefix.take().map(|p| p.select(0, rows));
+        self.input.reorder(rows);
     }
 }
 
@@ -50,7 +41,7 @@ impl BeamModel for Generator {
         let (x, _) = self.encoder_embeds(input);
         let hidden = self.t5.encode_embeds(x, input.attention_mask.clone());
         let cache = self.t5.decoder.new_cache(hidden, input.attention_mask.clone());
-        Box::new(DiscRecState { model: self, cache, prefix: None })
+        Box::new(DiscRecState { model: self, cache, input: DecoderInputCache::default() })
     }
 }
 
@@ -61,7 +52,7 @@ mod tests {
     use crate::decode::{beam_search, Trie};
     use crate::model::{GeneratorKind, ItemTokens, ModelConfig};
     use crate::seed::try_init_seeded;
-    use burn::tensor::{Device, Tolerance};
+    use burn::tensor::{Device, Int, Tensor, Tolerance};
 
     #[test]
     fn cached_beam_steps_match_teacher_forcing_for_discrec() {
@@ -84,6 +75,26 @@ mod tests {
             let step = state.step(col);
             let vocab = step.dims()[1];
             let expect = full.clone().slice([0..2, t..t + 1, 0..vocab]).reshape([2, vocab]);
+            step.into_data().assert_approx_eq::<f32>(&expect.into_data(), Tolerance::rel_abs(1e-4, 1e-5));
+        }
+        // Rows reordered mid-way (as beam search does) carry their prefix with them: one
+        // history twice, so that both rows share the encoder row, decoding items 3 and 1, with
+        // the rows swapped after the second token.
+        let same = items.encoder_input(&[&[0, 1], &[0, 1]]).to_device(&device);
+        let full = model.logits(&same, &dec);
+        let mut state = model.start(&same);
+        let swap = Tensor::<1, Int>::from_data([1i64, 0].as_slice(), &device);
+        let mut order = [0usize, 1];
+        for t in 0..seq {
+            if t == 2 {
+                state.reorder(swap.clone());
+                order = [1, 0];
+            }
+            let rows = Tensor::<1, Int>::from_data([order[0] as i64, order[1] as i64].as_slice(), &device);
+            let col = dec.decoder_input_ids.clone().select(0, rows.clone()).slice([0..2, t..t + 1]).reshape([2]);
+            let step = state.step(col);
+            let vocab = step.dims()[1];
+            let expect = full.clone().select(0, rows).slice([0..2, t..t + 1, 0..vocab]).reshape([2, vocab]);
             step.into_data().assert_approx_eq::<f32>(&expect.into_data(), Tolerance::rel_abs(1e-4, 1e-5));
         }
         // Beam search over every item returns each once, best first.

@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::config::{GeneratorKind, ModelConfig};
-use super::discrec::DiscRec;
+use super::discrec::{DecoderInputCache, DiscRec};
 use super::t5::T5ForConditionalGeneration;
 use super::vocab::{DecoderBatch, EncoderBatch, EncoderInput, TokenVocab, PAD};
 
@@ -107,6 +107,22 @@ impl Generator {
         let e = self.t5.embed(ids.clone());
         match &self.input {
             Input::DiscRec(d) => d.decoder_input(e, &ids).embeds,
+            Input::Plain(_) => e,
+        }
+    }
+
+    /// The decoder's input embedding of the newest prefix token `ids` while decoding one token
+    /// at a time: DiscRec's block reads the tokens before it from `cache`
+    /// ([`DiscRec::decoder_step`]); TIGER's is the token embedding. Equals the last row of
+    /// [`Self::decoder_embeds`] over the whole prefix.
+    ///
+    /// # Shapes
+    /// - ids: `[rows, 1]`
+    /// - output: `[rows, 1, d_model]`
+    pub fn decoder_step_embeds(&self, ids: Tensor<2, Int>, cache: &mut DecoderInputCache) -> Tensor<3> {
+        let e = self.t5.embed(ids.clone());
+        match &self.input {
+            Input::DiscRec(d) => d.decoder_step(e, &ids, cache),
             Input::Plain(_) => e,
         }
     }

@@ -8,7 +8,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor};
 
-use super::branch::CollaborativeBranch;
+use super::branch::{CollaborativeBranch, PrefixKv};
 use super::config::DiscRecConfig;
 use super::layer_norm::LayerNorm;
 use crate::model::vocab::{position_rows, EncoderBatch};
@@ -123,16 +123,52 @@ impl InputBlock {
         };
         let [rows, seq, _] = e.dims();
         assert!(seq <= self.window + 1, "a decoder prefix of {seq} tokens is longer than an ID ({} tokens) plus the start", self.window);
-        let mut positions = Tensor::<1, Int>::arange(0..seq as i64, &e.device()).unsqueeze::<2>().expand([rows, seq]);
-        if self.cf_start > 0 && self.position.is_some() {
-            // Collaborative tokens sit past EOS in the table (`item_position`).
-            assert_eq!(ids.dims(), [rows, seq], "decoder ids do not match the embeddings");
-            let cf = ids.clone().greater_equal_elem(self.cf_start as i64).int();
-            positions = positions + cf * (self.window as i64 + 1);
-        }
-        let x1 = self.x1(e.clone(), positions, norm);
+        let positions = Tensor::<1, Int>::arange(0..seq as i64, &e.device()).unsqueeze::<2>().expand([rows, seq]);
+        let x1 = self.x1(e.clone(), self.decoder_positions(positions, ids), norm);
         let c = branch.forward_causal(x1);
         self.fuse(e, c)
+    }
+
+    /// The item positions of decoder prefix tokens `ids` at sequence positions `positions`:
+    /// collaborative tokens sit past EOS in the table (`item_position`).
+    fn decoder_positions(&self, positions: Tensor<2, Int>, ids: &Tensor<2, Int>) -> Tensor<2, Int> {
+        let [rows, seq] = positions.dims();
+        if self.cf_start == 0 || self.position.is_none() {
+            return positions;
+        }
+        assert_eq!(ids.dims(), [rows, seq], "decoder ids do not match the embeddings");
+        let cf = ids.clone().greater_equal_elem(self.cf_start as i64).int();
+        positions + cf * (self.window as i64 + 1)
+    }
+
+    /// One decoding step of the decoder's block: `e` embeds the newest prefix token `ids`, at
+    /// position `t`; `cache` holds the branch's keys and values of the tokens before it.
+    /// Equals the last row of [`Self::decoder`] over the whole prefix.
+    fn decoder_step(&self, e: Tensor<3>, ids: &Tensor<2, Int>, t: usize, cache: &mut Option<PrefixKv>) -> Tensor<3> {
+        let (Some(norm), Some(branch)) = (&self.norm, &self.branch) else {
+            return e;
+        };
+        let [rows, _, _] = e.dims();
+        assert!(t <= self.window, "a decoder prefix of {} tokens is longer than an ID ({} tokens) plus the start", t + 1, self.window);
+        let positions = Tensor::<2, Int>::full([rows, 1], t as i64, &e.device());
+        let x1 = self.x1(e.clone(), self.decoder_positions(positions, ids), norm);
+        let c = branch.step_causal(x1, cache);
+        self.fuse(e, c).embeds
+    }
+}
+
+/// The decoder block's state while decoding one token at a time ([`DiscRec::decoder_step`]).
+#[derive(Debug, Clone, Default)]
+pub struct DecoderInputCache {
+    kv: Option<PrefixKv>,
+    /// Tokens read so far.
+    step: usize,
+}
+
+impl DecoderInputCache {
+    /// Keeps rows `rows`, in that order (beam reordering).
+    pub fn reorder(&mut self, rows: Tensor<1, Int>) {
+        self.kv = self.kv.take().map(|kv| kv.select(rows));
     }
 }
 
@@ -173,6 +209,23 @@ impl DiscRec {
         match &self.decoder {
             Some(block) => block.decoder(e, ids),
             None => DiscRecOutput { embeds: e, gate_sem: None },
+        }
+    }
+
+    /// One decoding step of [`Self::decoder_input`]: the input embedding of the newest prefix
+    /// token `ids` (embedded as `e`), reading the tokens before it from `cache`. Equals the last
+    /// row of `decoder_input` over the whole prefix, at one token's cost instead of the prefix's.
+    ///
+    /// # Shapes
+    /// - e: `[rows, 1, d_model]`
+    /// - ids: `[rows, 1]`
+    /// - output: `[rows, 1, d_model]`
+    pub fn decoder_step(&self, e: Tensor<3>, ids: &Tensor<2, Int>, cache: &mut DecoderInputCache) -> Tensor<3> {
+        let t = cache.step;
+        cache.step += 1;
+        match &self.decoder {
+            Some(block) => block.decoder_step(e, ids, t, &mut cache.kv),
+            None => e,
         }
     }
 }

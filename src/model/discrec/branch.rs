@@ -16,6 +16,23 @@ use crate::kernels::item_attention::{item_local_attention, item_local_attention_
 use crate::kernels::matmul::{linear, matmul};
 use crate::model::dropout::dropout;
 
+/// The keys and values of a decoded prefix in the decoder's branch, for one step at a time
+/// ([`CollaborativeBranch::step_causal`]).
+#[derive(Debug, Clone)]
+pub struct PrefixKv {
+    /// `[rows, n_heads, t, d_kv]`.
+    k: Tensor<4>,
+    /// `[rows, n_heads, t, d_kv]`.
+    v: Tensor<4>,
+}
+
+impl PrefixKv {
+    /// Keeps rows `rows`, in that order (beam reordering).
+    pub fn select(self, rows: Tensor<1, Int>) -> Self {
+        PrefixKv { k: self.k.select(0, rows.clone()), v: self.v.select(0, rows) }
+    }
+}
+
 /// The collaborative branch after the first layer norm.
 #[derive(Module, Debug)]
 pub struct CollaborativeBranch {
@@ -87,6 +104,26 @@ impl CollaborativeBranch {
         } else {
             item_local_attention_reference(q, k, v, slot, window)
         };
+        self.finish(x1, attn)
+    }
+
+    /// One step of [`Self::forward_causal`]: the newest token's `x1` attends to itself and to
+    /// the prefix before it, whose keys and values `cache` holds (and gets the new ones). The
+    /// output equals the last row of `forward_causal` over the whole prefix.
+    ///
+    /// # Shapes
+    /// - x1: `[rows, 1, d_model]`
+    /// - output: `[rows, 1, d_model]`
+    pub fn step_causal(&self, x1: Tensor<3>, cache: &mut Option<PrefixKv>) -> Tensor<3> {
+        let d_kv = x1.dims()[2] / self.n_heads;
+        let [q, k, v] = self.qkv(&x1).map(|t| t.swap_dims(1, 2)); // [rows, n_heads, 1, d_kv]
+        let (k, v) = match cache.take() {
+            Some(c) => (Tensor::cat(vec![c.k, k], 2), Tensor::cat(vec![c.v, v], 2)),
+            None => (k, v),
+        };
+        let scores = matmul(q, k.clone().swap_dims(2, 3)).div_scalar((d_kv as f64).sqrt()); // [rows, n_heads, 1, t]
+        let attn = matmul(softmax(scores, 3), v.clone()).swap_dims(1, 2); // [rows, 1, n_heads, d_kv]
+        *cache = Some(PrefixKv { k, v });
         self.finish(x1, attn)
     }
 

@@ -27,7 +27,7 @@ pub mod config;
 pub mod layer_norm;
 pub mod weights;
 
-pub use block::{DiscRec, DiscRecOutput, InputBlock};
+pub use block::{DecoderInputCache, DiscRec, DiscRecOutput, InputBlock};
 pub use config::{DiscRecConfig, DiscRecConfigError};
 
 #[cfg(test)]
