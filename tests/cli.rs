@@ -32,7 +32,7 @@ fn run(dir: &std::path::Path, args: &[String]) -> std::process::Output {
 #[test]
 fn quickstart_on_cpu_trains_and_reports_the_generator_beside_the_baselines() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &tiny(&["quickstart", "--device", "cpu"], "2"));
+    let out = run(dir.path(), &tiny(&["quickstart", "--device", "cpu", "--discrec"], "2"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("most-popular") && stdout.contains("tiger"), "{stdout}");
@@ -47,6 +47,18 @@ fn quickstart_on_cpu_trains_and_reports_the_generator_beside_the_baselines() {
     for f in ["items.json", "metrics.jsonl", "training.png", "tokenizer/synthetic.index.json", "checkpoints/best/model.bpk"] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
+    // --discrec: DiscRec on TIGER's IDs, then both generators' test rows side by side.
+    let discrec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("discrec/metrics.json")).unwrap()).unwrap();
+    assert!(discrec[0]["model"].as_str().unwrap().starts_with("discrec"), "{discrec}");
+    assert_eq!(
+        std::fs::read(run.join("discrec/checkpoints/best/items.index.json")).unwrap(),
+        std::fs::read(run.join("checkpoints/best/items.index.json")).unwrap(),
+        "DiscRec trained on other IDs than TIGER"
+    );
+    let table = stdout.rsplit_once("\ntest ").map(|(_, t)| t).unwrap_or_default();
+    let rows: Vec<&str> = table.lines().skip(1).map(|l| l.split_whitespace().next().unwrap_or_default()).collect();
+    assert_eq!(rows[..4], ["tiger", "discrec", "most-popular", "random"], "{stdout}");
 }
 
 /// `recommend --top-k 5` with checkpoint `ckpt` for a two-item history of run folder `run`'s

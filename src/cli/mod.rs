@@ -89,6 +89,10 @@ pub enum Command {
     /// Train and evaluate on the embedded synthetic dataset (no download). Without --config it
     /// uses configs/quickstart.toml, built into the binary.
     Quickstart {
+        /// Also train DiscRec on the same semantic IDs and budget, and compare the two (about
+        /// twice the time).
+        #[arg(long)]
+        discrec: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -240,12 +244,12 @@ pub enum DataCommand {
 /// Runs one parsed command.
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Quickstart { common } => {
+        Command::Quickstart { discrec, common } => {
             let mut cfg = common.config_with_base(None, Some(("configs/quickstart.toml (built in)", quickstart::CONFIG)))?;
             if cfg.run.out_dir.is_none() {
                 cfg.run.out_dir = Some(PathBuf::from("runs/quickstart"));
             }
-            quickstart::run(&cfg)
+            quickstart::run(&cfg, discrec)
         }
         Command::Data { command: DataCommand::Stats { dataset, json, common } } => {
             data_cmd::stats(&common.config(dataset.as_deref())?, json)

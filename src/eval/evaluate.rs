@@ -1,7 +1,7 @@
 //! The shared evaluation loop: any [`Ranker`] over a part of the split, full-catalogue
 //! ranking, with the head/tail breakdown.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::metrics::{rank_of, BucketedMetrics, BucketedSummary};
 use crate::data::{Dataset, Part, Popularity, Split};
@@ -17,7 +17,7 @@ pub trait Ranker {
 }
 
 /// One model's metrics on one part of the split.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalResult {
     /// The ranker's name.
     pub model: String,

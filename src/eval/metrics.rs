@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Sums of Recall@K and NDCG@K over examples, for a fixed list of cut-offs.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,7 +17,7 @@ pub struct MetricAccumulator {
 }
 
 /// Mean metrics over a set of examples.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricSummary {
     /// Number of examples.
     pub count: usize,
@@ -95,7 +95,7 @@ pub struct BucketedMetrics {
 }
 
 /// Summaries of [`BucketedMetrics`], as written to JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BucketedSummary {
     /// Every example.
     pub all: MetricSummary,
