@@ -633,6 +633,45 @@ fn checkpoint_folders() {
     run_cases("checkpoint", cases);
 }
 
+/// A small BERT config for the `embed` cases.
+const BERT_CONFIG: &str = r#"{"hidden_size":8,"num_attention_heads":2,"num_hidden_layers":1,"intermediate_size":16,"vocab_size":5,"max_position_embeddings":512,"type_vocab_size":2,"layer_norm_eps":1e-12,"hidden_act":"gelu"}"#;
+
+/// A valid WordPiece `tokenizer.json` of five tokens.
+const WORDPIECE: &str = r###"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,"model":{"type":"WordPiece","unk_token":"[UNK]","continuing_subword_prefix":"##","max_input_chars_per_word":100,"vocab":{"[UNK]":0,"[CLS]":1,"[SEP]":2,"[PAD]":3,"a":4}}}"###;
+
+/// `embed`'s model folder (`--model m`): config, tokenizer and weights, each broken in turn.
+#[test]
+fn embed_model_folders() {
+    let embed = ["embed", "synthetic", "--device", "cpu", "--model", "m", "--out", "o", "--set", "synthetic.users=200"];
+    let config = |edit: &str, value: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(BERT_CONFIG).unwrap();
+        v[edit] = serde_json::from_str(value).unwrap();
+        v.to_string()
+    };
+    let folder = |name: &str, config: &str, tokenizer: &str, weights: &[u8]| {
+        case(name).file("m/config.json", config).file("m/tokenizer.json", tokenizer).file("m/model.safetensors", weights).args(&embed)
+    };
+    let one_tensor = safetensors(r#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &[0; 8]);
+    let narrow = safetensors(r#"{"embeddings.word_embeddings.weight":{"dtype":"F32","shape":[5,4],"data_offsets":[0,80]}}"#, &[0; 80]);
+    let cases = vec![
+        case("no model folder").args(&embed).expect(&["m: model folder not found"]),
+        case("empty model folder").file("m/README", "").args(&embed).expect(&["m: not a model folder: config.json is missing"]),
+        case("no weights").file("m/config.json", BERT_CONFIG).file("m/tokenizer.json", WORDPIECE).args(&embed).expect(&["model.safetensors is missing"]),
+        folder("config not JSON", "{\"hidden_size\": ", WORDPIECE, &one_tensor).expect(&["m/config.json", "not a BERT config"]),
+        folder("config with a wrong type", &config("hidden_size", "\"eight\""), WORDPIECE, &one_tensor).expect(&["m/config.json", "expected usize"]),
+        folder("config with a zero width", &config("hidden_size", "0"), WORDPIECE, &one_tensor).expect(&["m/config.json", "hidden_size must be at least 1"]),
+        folder("config with no vocabulary", &config("vocab_size", "0"), WORDPIECE, &one_tensor).expect(&["m/config.json", "vocab_size must be at least 1"]),
+        folder("config with heads that do not divide", &config("num_attention_heads", "3"), WORDPIECE, &one_tensor).expect(&["m/config.json", "not divisible by num_attention_heads 3"]),
+        folder("config with another activation", &config("hidden_act", "\"relu\""), WORDPIECE, &one_tensor).expect(&["m/config.json", "hidden_act \"relu\" is not supported"]),
+        folder("config with a negative epsilon", &config("layer_norm_eps", "-1.0"), WORDPIECE, &one_tensor).expect(&["m/config.json", "layer_norm_eps -1 must be a positive number"]),
+        folder("tokenizer not JSON", BERT_CONFIG, "{", &one_tensor).expect(&["m/tokenizer.json"]),
+        folder("weights not safetensors", BERT_CONFIG, WORDPIECE, b"not a safetensors file at all, just text").expect(&["m/model.safetensors", "not a valid safetensors file"]),
+        folder("weights without BERT's tensors", BERT_CONFIG, WORDPIECE, &one_tensor).expect(&["m/model.safetensors", "\"embeddings.word_embeddings.weight\"", "missing"]),
+        folder("weights of another width", BERT_CONFIG, WORDPIECE, &narrow).expect(&["m/model.safetensors", "embeddings.word_embeddings.weight"]),
+    ];
+    run_cases("embed model folder", cases);
+}
+
 /// `train` refuses before it writes anything: a bad `model.index`, or a run folder that holds
 /// another model kind or was trained on other IDs. A new `--out` is not created; an existing
 /// run folder keeps every byte (its config.toml and id maps too).

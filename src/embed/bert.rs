@@ -88,6 +88,21 @@ impl BertConfig {
         if self.hidden_act != "gelu" {
             return Err(format!("hidden_act {:?} is not supported (only \"gelu\")", self.hidden_act));
         }
+        for (key, value) in [
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("intermediate_size", self.intermediate_size),
+            ("vocab_size", self.vocab_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return Err(format!("layer_norm_eps {} must be a positive number", self.layer_norm_eps));
+        }
         if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
             return Err(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
