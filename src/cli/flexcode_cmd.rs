@@ -1,5 +1,7 @@
 //! `sidrec tokenize` with `tokenizer.kind = "flexcode"` (SPEC section 5): the dual-codebook
-//! tokenizer over the item text embeddings and the collaborative (CF) embeddings.
+//! tokenizer over the item text embeddings and the collaborative (CF) embeddings. With
+//! `tokenizer.flexcode.semantic_index` the semantic codes are instead a ready-made index's (no
+//! text embeddings are read; see [`crate::tokenizer::flexcode::fixed`]).
 //!
 //! The CF embeddings are `tokenizer.flexcode.cf_embeddings` (a matrix file, or a SASRec run
 //! folder); without it a SASRec model is trained first on the training split into
@@ -21,7 +23,9 @@ use super::config::RunConfig;
 use super::run::{expand_home, Prepared};
 use crate::data::{training_transitions, Embeddings, ItemStats};
 use crate::model::GeneratorKind;
-use crate::tokenizer::flexcode::{save_flexcode, train_flexcode, write_report, FlexCodeInputs, FlexCodeMetrics};
+use crate::tokenizer::flexcode::{
+    read_semantic_codes, save_flexcode, train_flexcode, write_report, FlexCodeInputs, FlexCodeMetrics, SemanticInput,
+};
 use crate::tokenizer::TokenizerConfig;
 use crate::train::sasrec_task::embedding_paths;
 use crate::train::TrainConfig;
@@ -118,6 +122,26 @@ fn sasrec_embeddings(cfg: &RunConfig, p: &Prepared, sdir: &Path, device: &Device
     Ok(npy)
 }
 
+/// The fixed semantic codes of `tokenizer.flexcode.semantic_index` (every item's first
+/// `tokenizer.levels` codes) and where they come from, or `None` when it is not set. Errors name
+/// the file.
+pub fn fixed_semantic_codes(cfg: &RunConfig, p: &Prepared) -> Result<Option<(Vec<Vec<u32>>, String)>> {
+    let Some(path) = &cfg.tokenizer.flexcode.semantic_index else { return Ok(None) };
+    let path = expand_home(&path.to_string_lossy());
+    let t = &cfg.tokenizer;
+    let codes = read_semantic_codes(&path, &p.ds.items, t.levels, t.codebook_size).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Some((codes, format!("fixed semantic index {}", path.display()))))
+}
+
+/// The semantic side's input: the fixed index's codes, or the item text embeddings.
+fn semantic_input(cfg: &RunConfig, p: &Prepared, device: &Device) -> Result<(SemanticInput, String)> {
+    if let Some((codes, source)) = fixed_semantic_codes(cfg, p)? {
+        return Ok((SemanticInput::Codes(codes), source));
+    }
+    let (sem, source) = super::tokenize_cmd::item_vectors(cfg, p)?;
+    Ok((SemanticInput::Embeddings(tensor(&sem, device)), source))
+}
+
 fn tensor(e: &Embeddings, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(e.data.clone(), [e.rows, e.dim]), device)
 }
@@ -153,11 +177,11 @@ pub fn tokenize_flexcode(
     index_file: &str,
 ) -> Result<(crate::data::SemanticIndex, PathBuf)> {
     let started = Instant::now();
-    let (sem, sem_source) = super::tokenize_cmd::item_vectors(cfg, p)?;
+    let (x_sem, sem_source) = semantic_input(cfg, p, device)?;
     let (cf, cf_source) = cf_embeddings(cfg, p, dir, device)?;
     let stats = ItemStats::from_training(&p.ds);
     let inputs = FlexCodeInputs {
-        x_sem: tensor(&sem, device),
+        x_sem,
         x_cf: tensor(&cf, device),
         stats: stats.features(),
         counts: stats.counts.clone(),

@@ -8,6 +8,12 @@
 //! `[train]` budget. A folder that already holds a finished run is resumed (so a study that was
 //! interrupted continues, and finished runs are only evaluated again).
 //!
+//! With `tokenizer.flexcode.semantic_index` (a fixed semantic index, e.g. LETTER's on Amazon
+//! Beauty) every FlexCode variant takes its semantic codes from that index, and TIGER is the
+//! generator on the index's first L tokens (written to `<out>/seed-<s>/L<L>/semantic.index.json`;
+//! colliding items get a disambiguation token when the generator reads it), so that the
+//! comparison is like for like: no semantic RQ-VAE is trained by any variant.
+//!
 //! Writes `<out>/study.json` (one row a run, and the mean and standard deviation over seeds)
 //! and `<out>/study.md` (the table, printed at the end).
 
@@ -17,7 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::config::RunConfig;
-use super::run::{prepare, run_dir};
+use super::run::{prepare, run_dir, Prepared};
 use crate::tokenizer::TokenizerKind;
 
 /// One column of the comparison: a tokenizer setting.
@@ -274,6 +280,19 @@ pub fn cost_table(rows: &[StudyRow]) -> String {
     out
 }
 
+/// TIGER's IDs with a fixed semantic index: its first `levels` tokens of every item, written to
+/// `<dir>/semantic.index.json` (the path is returned). The generator's index reader adds the
+/// disambiguation token where prefixes collide.
+fn fixed_tiger_index(cfg: &RunConfig, p: &Prepared, levels: usize, dir: &Path) -> Result<Option<PathBuf>> {
+    let mut c = cfg.clone();
+    c.tokenizer.levels = levels;
+    let Some((codes, _)) = super::flexcode_cmd::fixed_semantic_codes(&c, p)? else { return Ok(None) };
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let path = dir.join("semantic.index.json");
+    crate::data::SemanticIndex::from_codes(&codes).write(&path, &p.ds.items)?;
+    Ok(Some(path))
+}
+
 /// Runs the study (see the module docs); returns its folder.
 pub fn run(cfg: &RunConfig, variants: &[Variant], seeds: &[u64], budgets: &[usize]) -> Result<PathBuf> {
     if variants.is_empty() || seeds.is_empty() || budgets.is_empty() {
@@ -296,17 +315,27 @@ pub fn run(cfg: &RunConfig, variants: &[Variant], seeds: &[u64], budgets: &[usiz
         base.tokenizer.seed = None;
         base.model.index = None;
         let needs_cf = variants.iter().any(|v| *v != Variant::Tiger);
+        let fixed = base.tokenizer.flexcode.semantic_index.is_some();
+        let p = if (needs_cf && base.tokenizer.flexcode.cf_embeddings.is_none()) || fixed { Some(prepare(&base)?) } else { None };
         if needs_cf && base.tokenizer.flexcode.cf_embeddings.is_none() {
-            let p = prepare(&base)?;
-            let (_, source) = super::flexcode_cmd::cf_embeddings(&base, &p, &seed_dir, &device)?;
+            let p = p.as_ref().expect("prepared above");
+            let (_, source) = super::flexcode_cmd::cf_embeddings(&base, p, &seed_dir, &device)?;
             base.tokenizer.flexcode.cf_embeddings = Some(PathBuf::from(source));
         }
         for &levels in budgets {
+            // Checked before any variant trains: an index shorter than L stops the study here.
+            let tiger_index = match &p {
+                Some(p) if fixed => fixed_tiger_index(&base, p, levels, &seed_dir.join(format!("L{levels}")))?,
+                _ => None,
+            };
             for &variant in variants {
                 let dir = seed_dir.join(format!("L{levels}")).join(variant.name());
                 let mut c = base.clone();
                 c.tokenizer.levels = levels;
                 variant.apply(&mut c);
+                if variant == Variant::Tiger {
+                    c.model.index = tiger_index.clone();
+                }
                 c.run.out_dir = Some(dir.clone());
                 eprintln!("== flexcode-study: seed {seed}, L = {levels}, {} ({})", variant.name(), dir.display());
                 super::train_cmd::run(&c, false)?;
@@ -316,8 +345,12 @@ pub fn run(cfg: &RunConfig, variants: &[Variant], seeds: &[u64], budgets: &[usiz
     }
     let text = table(&rows);
     crate::artifact::write_json(&root.join("study.json"), &rows)?;
+    let semantic = match &cfg.tokenizer.flexcode.semantic_index {
+        Some(path) => format!("; semantic side: the fixed index {} (TIGER: its first L tokens)", path.display()),
+        None => String::new(),
+    };
     let header = format!(
-        "# FlexCode study: {} on {}, {} epochs a run, device {}\n\n",
+        "# FlexCode study: {} on {}, {} epochs a run, device {}{semantic}\n\n",
         cfg.model.kind, cfg.data.dataset, cfg.train.epochs, cfg.run.device
     );
     crate::artifact::write_bytes(&root.join("study.md"), format!("{header}{text}").as_bytes())?;

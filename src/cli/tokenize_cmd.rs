@@ -207,10 +207,13 @@ pub fn run(cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-/// Reads and checks FlexCode's given embedding files (the semantic ones and, when named, the
-/// CF ones), so that a bad file is refused before any output is written.
+/// Reads and checks FlexCode's given input files (the semantic embeddings, or the fixed
+/// semantic index when `tokenizer.flexcode.semantic_index` is set, and, when named, the CF
+/// embeddings), so that a bad file is refused before any output is written.
 fn check_flexcode_inputs(cfg: &RunConfig, p: &Prepared) -> Result<()> {
-    item_vectors(cfg, p)?;
+    if super::flexcode_cmd::fixed_semantic_codes(cfg, p)?.is_none() {
+        item_vectors(cfg, p)?;
+    }
     let f = &cfg.tokenizer.flexcode;
     if let Some(path) = &f.cf_embeddings {
         let path = expand_home(&path.to_string_lossy());

@@ -34,6 +34,25 @@ pub struct FlexCodeConfig {
     pub cf_embeddings: Option<PathBuf>,
     /// Tensor name inside a `.safetensors` CF file holding several tensors.
     pub cf_embeddings_key: Option<String>,
+    /// The semantic side from a fixed, ready-made index instead of a semantic RQ-VAE over text
+    /// embeddings (ours; for data without item text, e.g. Amazon Beauty with LETTER's index): an
+    /// LC-Rec/LETTER index file (`{"<item>": ["<a_183>", "<b_70>", ...]}`, every catalogue item
+    /// present, lowercase tokens only, codes below `tokenizer.codebook_size`). Item i's semantic
+    /// code at level l is the index's l-th token; an item with k CF tokens uses its first L - k.
+    /// The index must have at least L = `tokenizer.levels` levels. No text embeddings are read
+    /// (`tokenizer.embeddings` is ignored). A trainable vector per (level, code) stands for the
+    /// semantic RQ-VAE's codes: level l contributes `E_l[c_il]`, the semantic latent is their sum
+    /// (see `tokenizer::flexcode::fixed`). What each loss then does:
+    /// - semantic reconstruction and quantisation: none (0 in the log); the CF RQ-VAE's as usual;
+    /// - alignment: trains the code vectors towards the CF latents of the items holding them
+    ///   (and the CF encoder towards them), so it must be on (`lambda_align > 0`) unless
+    ///   `transition_to_encoders` lets the transition loss train them;
+    /// - transition, balance, smoothness: as usual; the router reads the disagreement between
+    ///   the CF latent and the item's pooled code vectors;
+    /// - collisions: semantic codes are never re-assigned (they are the index's); colliding IDs
+    ///   whose last token is semantic get the disambiguation token, CF-only ones Sinkhorn first.
+    /// `metrics.json`'s semantic code use is the index's.
+    pub semantic_index: Option<PathBuf>,
     /// Epochs of the SASRec run that makes the CF embeddings when none are given (early
     /// stopping on the validation loss, patience `sasrec_patience`).
     pub sasrec_epochs: usize,
@@ -96,6 +115,7 @@ impl Default for FlexCodeConfig {
         Self {
             cf_embeddings: None,
             cf_embeddings_key: None,
+            semantic_index: None,
             sasrec_epochs: 30,
             sasrec_lr: 1e-3,
             sasrec_patience: 5,
@@ -167,8 +187,25 @@ impl FlexCodeConfig {
                 format!("at most tokenizer.levels = {levels} CF tokens fit an ID, got {}", self.fixed_cf_tokens),
             ));
         }
+        if self.semantic_index.is_some() {
+            self.check_fixed_semantic()?;
+        }
         if self.cf_hidden.as_ref().is_some_and(|h| h.contains(&0)) {
             return Err(("tokenizer.flexcode.cf_hidden", format!("hidden widths must be positive, got {:?}", self.cf_hidden)));
+        }
+        Ok(())
+    }
+
+    /// With fixed semantic codes, something must train their vectors: the alignment, or the
+    /// transition loss with `transition_to_encoders`.
+    pub fn check_fixed_semantic(&self) -> Result<(), (&'static str, String)> {
+        if self.lambda_align == 0.0 && !(self.transition_to_encoders && self.lambda_transition > 0.0) {
+            return Err((
+                "tokenizer.flexcode.lambda_align",
+                "with tokenizer.flexcode.semantic_index the semantic code vectors learn from the alignment only (or from the \
+                 transition loss with transition_to_encoders = true); with lambda_align = 0 they would stay random"
+                    .into(),
+            ));
         }
         Ok(())
     }

@@ -8,11 +8,13 @@
 //! group-restricted Sinkhorn on the residual entering that level, as
 //! [`crate::tokenizer::collisions`] does for single-codebook IDs; whatever still collides gets
 //! [`SemanticIndex::add_disambiguation_level`] (the next level of the last token's codebook).
-//! The report's `sinkhorn_rounds` is the most rounds any k needed.
+//! The report's `sinkhorn_rounds` is the most rounds any k needed. With a fixed semantic index
+//! the semantic codes are the index's and are never re-assigned: a colliding class whose last
+//! token is semantic goes straight to the disambiguation level.
 
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::model::FlexCode;
+use super::model::{FlexCode, SemanticData, SemanticSide};
 use super::train::TrainData;
 use crate::data::semantic_index::{CodeToken, SemanticIndex};
 use crate::tokenizer::collisions::{sinkhorn_rounds, CollisionOptions, CollisionReport};
@@ -29,7 +31,8 @@ pub struct FlexIds {
     pub cf_share: Vec<f32>,
     /// k_i, the CF tokens of the ID (before any disambiguation token).
     pub cf_tokens: Vec<usize>,
-    /// `[items][levels]` nearest codes of the semantic RQ-VAE (all levels, before re-assignment).
+    /// `[items][levels]` nearest codes of the semantic RQ-VAE (all levels, before re-assignment),
+    /// or the fixed index's first L codes.
     pub sem_codes: Vec<Vec<u32>>,
     /// `[items][levels]` nearest codes of the CF RQ-VAE.
     pub cf_codes: Vec<Vec<u32>>,
@@ -69,11 +72,18 @@ fn colliding(groups: &[Vec<u32>]) -> usize {
 pub(crate) fn assign_flex_ids(model: &FlexCode, data: &TrainData, cfg: &TokenizerConfig) -> Result<FlexIds, String> {
     let device = data.x_sem.device();
     let (levels, batch, f) = (cfg.levels, cfg.encode_batch, &cfg.flexcode);
-    let sem = canonical(&model.sem, &device);
+    let sem = model.sem.rqvae().map(|rq| canonical(rq, &device));
     let cf = canonical(&model.cf, &device);
-    let z_sem = map_rows(data.x_sem.clone(), batch, |b| sem.encoder.forward(b));
+    let (z_sem, sem_codes) = match (&model.sem, &sem, &data.x_sem) {
+        (_, Some(sem), SemanticData::Embeddings(x)) => {
+            let z = map_rows(x.clone(), batch, |b| sem.encoder.forward(b));
+            let codes = codes_to_host(encode_in_batches(z.clone(), batch, |b| sem.quantizer.encode(b)).codes);
+            (z, codes)
+        }
+        (SemanticSide::Fixed(t), None, SemanticData::Codes(c)) => (t.latent(c.clone()), codes_to_host(c.clone())),
+        _ => return Err("the semantic input does not match the tokenizer's semantic side (text embeddings for a semantic RQ-VAE, codes for a fixed index)".into()),
+    };
     let z_cf = map_rows(data.x_cf.clone(), batch, |b| cf.encoder.forward(b));
-    let sem_codes = codes_to_host(encode_in_batches(z_sem.clone(), batch, |b| sem.quantizer.encode(b)).codes);
     let cf_codes = codes_to_host(encode_in_batches(z_cf.clone(), batch, |b| cf.quantizer.encode(b)).codes);
     let n = sem_codes.len();
     let (cf_share, cf_tokens): (Vec<f32>, Vec<usize>) = if f.router {
@@ -100,8 +110,13 @@ pub(crate) fn assign_flex_ids(model: &FlexCode, data: &TrainData, cfg: &Tokenize
             continue;
         }
         let class: Vec<usize> = (0..n).filter(|&i| cf_tokens[i] == k).collect();
-        // The ID's last token: semantic level L-k (1-based), or CF level L when k = L.
-        let (rq, z, level) = if k < levels { (&sem, &z_sem, levels - k - 1) } else { (&cf, &z_cf, levels - 1) };
+        // The ID's last token: semantic level L-k (1-based), or CF level L when k = L. Fixed
+        // semantic codes are kept as they are (the disambiguation level separates them).
+        let (rq, z, level) = match &sem {
+            Some(sem) if k < levels => (sem, &z_sem, levels - k - 1),
+            None if k < levels => continue,
+            _ => (&cf, &z_cf, levels - 1),
+        };
         let idx: Vec<i64> = class.iter().map(|&i| i as i64).collect();
         let idx = Tensor::<1, Int>::from_ints(TensorData::new(idx, [class.len()]), &device);
         let residual = rq.quantizer.level_inputs(z.clone().select(0, idx)).swap_remove(level);

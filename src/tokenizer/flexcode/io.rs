@@ -11,6 +11,11 @@
 //!   (`router.hidden.weight`, `router.hidden.bias`, `router.output.weight`,
 //!   `router.output.bias`), f32 in PyTorch layout (`[out, in]`), with the widths as JSON
 //!   metadata. Values are stored bit for bit.
+//!
+//! With a fixed semantic index there is no semantic RQ-VAE: `semantic.safetensors` is not
+//! written, and `flexcode.safetensors` holds the code tables (`sem_table.<level>`,
+//! `[codebook_size, code_dim]`) with their sizes in the metadata. The codes themselves are the
+//! index's (its path is in `tokenizer.json`).
 
 use std::path::Path;
 
@@ -20,7 +25,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use super::model::{FlexCode, Router, ROUTER_INPUTS};
+use super::fixed::FixedCodes;
+use super::model::{FlexCode, Router, SemanticSide, ROUTER_INPUTS};
 use crate::tokenizer::io::{load, save, write_f32_tensors, TokenizerIoError};
 use crate::tokenizer::Tokenizer;
 
@@ -40,6 +46,9 @@ struct HeadsArch {
     shared_dim: usize,
     router_hidden: usize,
     router_inputs: usize,
+    /// `[levels, codebook_size, code_dim]` of the code tables of a fixed semantic index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fixed_semantic: Option<[usize; 3]>,
 }
 
 fn linear_tensors(name: &str, layer: &Linear, out: &mut Vec<(String, Vec<f32>, Vec<usize>)>) {
@@ -55,9 +64,20 @@ fn linear_tensors(name: &str, layer: &Linear, out: &mut Vec<(String, Vec<f32>, V
 
 /// Writes `model` into folder `dir` (the three files above, each atomically).
 pub fn save_flexcode(model: &FlexCode, dir: &Path) -> Result<(), TokenizerIoError> {
-    save(&Tokenizer::RqVae(model.sem.clone()), &dir.join(SEMANTIC_FILE))?;
-    save(&Tokenizer::RqVae(model.cf.clone()), &dir.join(COLLABORATIVE_FILE))?;
     let mut tensors = Vec::new();
+    let mut fixed_semantic = None;
+    match &model.sem {
+        SemanticSide::RqVae(rq) => save(&Tokenizer::RqVae(rq.clone()), &dir.join(SEMANTIC_FILE))?,
+        SemanticSide::Fixed(t) => {
+            for (l, table) in t.tables.iter().enumerate() {
+                let v = table.val();
+                let shape = v.dims().to_vec();
+                tensors.push((format!("sem_table.{l}"), v.into_data().try_into_vec_as().expect("f32 weights"), shape));
+            }
+            fixed_semantic = Some([t.levels(), t.codebook_size(), t.code_dim()]);
+        }
+    }
+    save(&Tokenizer::RqVae(model.cf.clone()), &dir.join(COLLABORATIVE_FILE))?;
     linear_tensors("proj_sem", &model.proj_sem, &mut tensors);
     linear_tensors("proj_cf", &model.proj_cf, &mut tensors);
     linear_tensors("predictor", &model.predictor, &mut tensors);
@@ -67,6 +87,7 @@ pub fn save_flexcode(model: &FlexCode, dir: &Path) -> Result<(), TokenizerIoErro
         shared_dim: model.proj_sem.weight.val().dims()[1],
         router_hidden: model.router.hidden.weight.val().dims()[1],
         router_inputs: ROUTER_INPUTS,
+        fixed_semantic,
     };
     let meta = serde_json::to_string(&arch).expect("the widths serialise");
     write_f32_tensors(&dir.join(HEADS_FILE), &tensors, META_KEY, meta)
@@ -86,17 +107,9 @@ fn rqvae(path: &Path, device: &Device) -> Result<crate::tokenizer::RqVae, Tokeni
 /// Every problem names the file: a missing file, a file of another kind, a missing tensor or
 /// one whose shape does not fit the two RQ-VAEs.
 pub fn load_flexcode(dir: &Path, device: &Device) -> Result<FlexCode, TokenizerIoError> {
-    let sem = rqvae(&dir.join(SEMANTIC_FILE), device)?;
     let cf = rqvae(&dir.join(COLLABORATIVE_FILE), device)?;
     let path = dir.join(HEADS_FILE);
     let bad = |m: String| TokenizerIoError::Format { path: path.clone(), msg: m };
-    if sem.quantizer.levels() != cf.quantizer.levels() {
-        return Err(bad(format!(
-            "the semantic RQ-VAE has {} levels and the collaborative one {}; FlexCode's two codebooks have the same token budget",
-            sem.quantizer.levels(),
-            cf.quantizer.levels()
-        )));
-    }
     let bytes = std::fs::read(&path).map_err(|e| TokenizerIoError::Io { path: path.clone(), source: e })?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
     let arch: HeadsArch = meta
@@ -107,6 +120,18 @@ pub fn load_flexcode(dir: &Path, device: &Device) -> Result<FlexCode, TokenizerI
         .and_then(|s| serde_json::from_str(s).map_err(|e| bad(format!("unreadable {META_KEY:?} metadata: {e}"))))?;
     if arch.router_inputs != ROUTER_INPUTS {
         return Err(bad(format!("its router reads {} inputs per item, this version computes {ROUTER_INPUTS}", arch.router_inputs)));
+    }
+    let sem_rq = match arch.fixed_semantic {
+        None => Some(rqvae(&dir.join(SEMANTIC_FILE), device)?),
+        Some(_) => None,
+    };
+    let sem_levels = sem_rq.as_ref().map_or(arch.fixed_semantic.map_or(0, |a| a[0]), |s| s.quantizer.levels());
+    if sem_levels != cf.quantizer.levels() {
+        return Err(bad(format!(
+            "the semantic {} has {sem_levels} levels and the collaborative one {}; FlexCode's two codebooks have the same token budget",
+            if sem_rq.is_some() { "RQ-VAE" } else { "code table" },
+            cf.quantizer.levels()
+        )));
     }
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
     let tensor = |name: &str, shape: &[usize]| -> Result<TensorData, TokenizerIoError> {
@@ -123,8 +148,18 @@ pub fn load_flexcode(dir: &Path, device: &Device) -> Result<FlexCode, TokenizerI
         Ok(Linear { weight: Param::from_tensor(w), bias: b })
     };
     let shared = arch.shared_dim;
+    let sem = match (sem_rq, arch.fixed_semantic) {
+        (Some(rq), _) => SemanticSide::RqVae(rq),
+        (None, Some([levels, size, dim])) => {
+            let tables = (0..levels)
+                .map(|l| Ok(Param::from_tensor(Tensor::<2>::from_data(tensor(&format!("sem_table.{l}"), &[size, dim])?, device))))
+                .collect::<Result<Vec<_>, TokenizerIoError>>()?;
+            SemanticSide::Fixed(FixedCodes { tables })
+        }
+        (None, None) => unreachable!("an RQ-VAE is read unless the tables are recorded"),
+    };
     Ok(FlexCode {
-        proj_sem: layer("proj_sem", sem.quantizer.dim(), shared, false)?,
+        proj_sem: layer("proj_sem", sem.code_dim(), shared, false)?,
         proj_cf: layer("proj_cf", cf.quantizer.dim(), shared, false)?,
         predictor: layer("predictor", shared, shared, false)?,
         router: Router {

@@ -5,6 +5,8 @@
 //!
 //! - [`config`]: the `[tokenizer.flexcode]` section and its switches;
 //! - [`model`]: the two RQ-VAEs, projections, transition predictor and router;
+//! - [`fixed`]: the semantic side from a fixed, ready-made index (code tables, no semantic
+//!   RQ-VAE; `tokenizer.flexcode.semantic_index`);
 //! - [`losses`]: InfoNCE, the soft level weights, balance and smoothness;
 //! - [`train`]: the training loop and the public entry [`train_flexcode`];
 //! - [`ids`]: mixed IDs (CF levels first, then semantic ones) made collision-free;
@@ -12,6 +14,7 @@
 //! - [`report`]: metrics, per-popularity split, log, CSV and plot.
 
 pub mod config;
+pub mod fixed;
 pub mod ids;
 pub mod io;
 pub mod losses;
@@ -20,11 +23,14 @@ pub mod report;
 pub mod train;
 
 #[cfg(test)]
+mod fixed_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{FlexCodeConfig, TauSchedule};
 pub use ids::FlexIds;
 pub use io::{load_flexcode, save_flexcode};
-pub use model::{FlexCode, FlexCodeModelConfig, Router};
+pub use fixed::{read_semantic_codes, semantic_codes, FixedCodes};
+pub use model::{FlexCode, FlexCodeModelConfig, Router, SemanticSide};
 pub use report::{write_report, FlexCodeMetrics, SplitStats};
-pub use train::{train_flexcode, FlexCodeInputs, FlexCodeResult, FlexEpochLog};
+pub use train::{train_flexcode, FlexCodeInputs, FlexCodeResult, FlexEpochLog, SemanticInput};

@@ -1,6 +1,8 @@
 //! The FlexCode tokenizer's modules: a semantic and a collaborative RQ-VAE (SPEC section 2 each),
 //! a linear projection of each latent into a shared space, the transition predictor, and the
-//! router MLP that sets every item's CF share (SPEC section 5; the design is ours).
+//! router MLP that sets every item's CF share (SPEC section 5; the design is ours). With a fixed
+//! semantic index the semantic RQ-VAE is replaced by trainable code tables
+//! ([`super::fixed`]).
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -10,6 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::fixed::FixedCodes;
 use super::losses::{l2_normalize, weighted_levels};
 use crate::kernels::matmul::linear;
 use crate::tokenizer::encode::{encode_in_batches, map_rows};
@@ -22,7 +25,8 @@ pub const ROUTER_INPUTS: usize = 4;
 /// The FlexCode architecture.
 #[derive(Config, Debug)]
 pub struct FlexCodeModelConfig {
-    /// The semantic RQ-VAE (over the text embeddings).
+    /// The semantic RQ-VAE (over the text embeddings). With `fixed_semantic` only its levels,
+    /// codebook size, code width and seed are read (for the code tables).
     pub sem: RqVaeConfig,
     /// The collaborative RQ-VAE (over the CF embeddings); same levels as `sem`.
     pub cf: RqVaeConfig,
@@ -36,6 +40,81 @@ pub struct FlexCodeModelConfig {
     /// use their own configs' seeds.
     #[config(default = 0)]
     pub seed: u64,
+    /// The semantic codes come from a fixed index: code tables instead of a semantic RQ-VAE
+    /// ([`super::fixed`]).
+    #[config(default = false)]
+    pub fixed_semantic: bool,
+}
+
+/// FlexCode's semantic side: an RQ-VAE over the text embeddings, or trainable tables over a
+/// fixed index's codes.
+#[derive(Module, Debug)]
+pub enum SemanticSide {
+    /// RQ-VAE over the text embeddings (SPEC section 5).
+    RqVae(RqVae),
+    /// Tables over fixed codes (`tokenizer.flexcode.semantic_index`).
+    Fixed(FixedCodes),
+}
+
+impl SemanticSide {
+    /// Levels of the semantic codebook.
+    pub fn levels(&self) -> usize {
+        match self {
+            SemanticSide::RqVae(rq) => rq.quantizer.levels(),
+            SemanticSide::Fixed(t) => t.levels(),
+        }
+    }
+
+    /// Width of the semantic latent.
+    pub fn code_dim(&self) -> usize {
+        match self {
+            SemanticSide::RqVae(rq) => rq.quantizer.dim(),
+            SemanticSide::Fixed(t) => t.code_dim(),
+        }
+    }
+
+    /// The RQ-VAE, when the semantic side is one.
+    pub fn rqvae(&self) -> Option<&RqVae> {
+        match self {
+            SemanticSide::RqVae(rq) => Some(rq),
+            SemanticSide::Fixed(_) => None,
+        }
+    }
+}
+
+/// The semantic side's input: text embeddings, or the fixed codes.
+#[derive(Debug, Clone)]
+pub enum SemanticData {
+    /// `[items, d_sem]` text embeddings.
+    Embeddings(Tensor<2>),
+    /// `[items, levels]` fixed codes.
+    Codes(Tensor<2, burn::tensor::Int>),
+}
+
+impl SemanticData {
+    /// Number of items.
+    pub fn items(&self) -> usize {
+        match self {
+            SemanticData::Embeddings(x) => x.dims()[0],
+            SemanticData::Codes(c) => c.dims()[0],
+        }
+    }
+
+    /// The device it is on.
+    pub fn device(&self) -> Device {
+        match self {
+            SemanticData::Embeddings(x) => x.device(),
+            SemanticData::Codes(c) => c.device(),
+        }
+    }
+
+    /// The rows `idx`.
+    pub fn select(&self, idx: Tensor<1, burn::tensor::Int>) -> SemanticData {
+        match self {
+            SemanticData::Embeddings(x) => SemanticData::Embeddings(x.clone().select(0, idx)),
+            SemanticData::Codes(c) => SemanticData::Codes(c.clone().select(0, idx)),
+        }
+    }
 }
 
 /// The router: `s = W2 relu(W1 x + b1) + b2`, `a = sigmoid(s / T)`.
@@ -64,8 +143,8 @@ impl Router {
 /// The FlexCode tokenizer.
 #[derive(Module, Debug)]
 pub struct FlexCode {
-    /// RQ-VAE over the text embeddings.
-    pub sem: RqVae,
+    /// RQ-VAE over the text embeddings, or the tables over a fixed index's codes.
+    pub sem: SemanticSide,
     /// RQ-VAE over the CF embeddings.
     pub cf: RqVae,
     /// Semantic latent -> shared space (no bias: it commutes with the level weighting).
@@ -96,8 +175,14 @@ impl FlexCodeModelConfig {
         assert!(self.shared_dim > 0 && self.router_hidden > 0, "shared and router widths must be positive");
         let mut rng = StdRng::seed_from_u64(self.seed);
         let shared = self.shared_dim;
+        let sem = if self.fixed_semantic {
+            // The scale is set from the CF codebooks after their k-means initialisation.
+            SemanticSide::Fixed(FixedCodes::init(self.sem.levels, self.sem.codebook_size, self.sem.code_dim, 1.0, self.sem.seed, device))
+        } else {
+            SemanticSide::RqVae(self.sem.init(device))
+        };
         FlexCode {
-            sem: self.sem.init(device),
+            sem,
             cf: self.cf.init(device),
             proj_sem: linear_layer(self.sem.code_dim, shared, false, false, &mut rng, device),
             proj_cf: linear_layer(self.cf.code_dim, shared, false, false, &mut rng, device),
@@ -113,7 +198,7 @@ impl FlexCodeModelConfig {
 impl FlexCode {
     /// Token budget (levels of each codebook).
     pub fn levels(&self) -> usize {
-        self.sem.quantizer.levels()
+        self.sem.levels()
     }
 
     /// `1 - cos(proj_cf(z_cf), proj_sem(z_sem))` per item, without gradient.
@@ -133,9 +218,8 @@ impl FlexCode {
     /// value of every level's nearest code in both codebooks.
     ///
     /// # Shapes
-    /// - x_sem: `[items, d_sem]`, x_cf: `[items, d_cf]`, stats: `[items, 3]`
-    pub fn catalogue(&self, x_sem: &Tensor<2>, x_cf: &Tensor<2>, stats: &Tensor<2>, batch: usize) -> Catalogue {
-        let z_sem = map_rows(x_sem.clone(), batch, |b| self.sem.encoder.forward(b).detach());
+    /// - x_sem: `[items, d_sem]` or `[items, levels]` codes, x_cf: `[items, d_cf]`, stats: `[items, 3]`
+    pub fn catalogue(&self, x_sem: &SemanticData, x_cf: &Tensor<2>, stats: &Tensor<2>, batch: usize) -> Catalogue {
         let z_cf = map_rows(x_cf.clone(), batch, |b| self.cf.encoder.forward(b).detach());
         let levels = |rq: &RqVae, z: &Tensor<2>| {
             let codes = encode_in_batches(z.clone(), batch, |b| rq.quantizer.encode(b)).codes; // [items, levels]
@@ -149,10 +233,33 @@ impl FlexCode {
                 .collect();
             Tensor::stack::<3>(per_level, 1)
         };
+        let (z_sem, sem_levels) = self.semantic_levels(x_sem, batch, &levels);
         Catalogue {
-            sem_levels: levels(&self.sem, &z_sem),
+            sem_levels,
             cf_levels: levels(&self.cf, &z_cf),
             router_in: router_input(stats.clone(), self.disagreement(z_sem, z_cf)),
+        }
+    }
+
+    /// The semantic latents and every level's contribution, without gradient.
+    fn semantic_levels(
+        &self,
+        x_sem: &SemanticData,
+        batch: usize,
+        rq_levels: impl Fn(&RqVae, &Tensor<2>) -> Tensor<3>,
+    ) -> (Tensor<2>, Tensor<3>) {
+        match (&self.sem, x_sem) {
+            (SemanticSide::RqVae(rq), SemanticData::Embeddings(x)) => {
+                let z = map_rows(x.clone(), batch, |b| rq.encoder.forward(b).detach());
+                let q = rq_levels(rq, &z);
+                (z, q)
+            }
+            (SemanticSide::Fixed(t), SemanticData::Codes(c)) => {
+                let q = t.contributions(c.clone()).detach();
+                let [items, levels, d] = q.dims();
+                (q.clone().sum_dim(1).reshape([items, d]), q.reshape([items, levels, d]))
+            }
+            _ => panic!("the semantic input does not match the semantic side (embeddings for an RQ-VAE, codes for a fixed index)"),
         }
     }
 
@@ -213,7 +320,7 @@ mod tests {
         let w = Tensor::<2>::ones([7, 2], &d);
         assert_eq!(m.fused(q.clone(), w.clone(), q, w).dims(), [7, 3]);
         let x = |dim, seed| crate::seed::normal([7, dim], seed, &d);
-        let cat = m.catalogue(&x(6, 2), &x(5, 3), &Tensor::zeros([7, 3], &d), 3);
+        let cat = m.catalogue(&SemanticData::Embeddings(x(6, 2)), &x(5, 3), &Tensor::zeros([7, 3], &d), 3);
         assert_eq!((cat.router_in.dims(), cat.sem_levels.dims(), cat.cf_levels.dims()), ([7, 4], [7, 2, 4], [7, 2, 4]));
         let input = router_input(Tensor::zeros([7, 3], &d), Tensor::ones([7], &d));
         assert_eq!(input.dims(), [7, ROUTER_INPUTS]);

@@ -49,6 +49,10 @@ pub struct FlexCodeMetrics {
     pub levels: usize,
     /// Codes per level.
     pub codebook_size: usize,
+    /// Where the semantic codes come from: `rqvae` (a semantic RQ-VAE over text embeddings) or
+    /// `fixed-index` (`tokenizer.flexcode.semantic_index`; the semantic code use below is then
+    /// the index's).
+    pub semantic_side: String,
     /// Whether the router set the split (else `fixed_cf_tokens` for every item).
     pub router: bool,
     /// The fixed split, without the router.
@@ -124,7 +128,7 @@ fn by_count(counts: &[u32]) -> Vec<usize> {
 }
 
 /// The metrics of a run's IDs.
-pub fn flex_metrics(ids: &FlexIds, counts: &[u32], cfg: &TokenizerConfig, seconds: f64) -> FlexCodeMetrics {
+pub fn flex_metrics(ids: &FlexIds, counts: &[u32], cfg: &TokenizerConfig, fixed_semantic: bool, seconds: f64) -> FlexCodeMetrics {
     use crate::data::semantic_index::Codebook;
     let (n, levels, k) = (counts.len(), cfg.levels, cfg.codebook_size);
     let order = by_count(counts);
@@ -137,6 +141,7 @@ pub fn flex_metrics(ids: &FlexIds, counts: &[u32], cfg: &TokenizerConfig, second
         items: n,
         levels,
         codebook_size: k,
+        semantic_side: if fixed_semantic { "fixed-index" } else { "rqvae" }.into(),
         router: cfg.flexcode.router,
         fixed_cf_tokens: (!cfg.flexcode.router).then_some(cfg.flexcode.fixed_cf_tokens),
         id_length: ids.index.id_length().unwrap_or(levels),

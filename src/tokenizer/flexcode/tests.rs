@@ -18,16 +18,16 @@ use crate::data::idmap::IdMap;
 use crate::data::semantic_index::{check_level_order, Codebook, SemanticIndex};
 use crate::tokenizer::config::{TokenizerConfig, TokenizerKind};
 
-const ITEMS: usize = 96;
-const CLUSTERS: usize = 4;
+pub(super) const ITEMS: usize = 96;
+pub(super) const CLUSTERS: usize = 4;
 const DIM: usize = 8;
 
-fn popular(i: usize) -> bool {
+pub(super) fn popular(i: usize) -> bool {
     i < ITEMS / 2
 }
 
 /// The toy inputs (see the module docs).
-fn toy(device: &Device) -> FlexCodeInputs {
+pub(super) fn toy(device: &Device) -> FlexCodeInputs {
     let mut rng = StdRng::seed_from_u64(11);
     let mut noise = || crate::seed::standard_normal(&mut rng) as f32;
     let mut x_sem = Vec::with_capacity(ITEMS * DIM);
@@ -64,10 +64,10 @@ fn toy(device: &Device) -> FlexCodeInputs {
         }
     }
     let t = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [ITEMS, DIM]), device);
-    FlexCodeInputs { x_sem: t(x_sem), x_cf: t(x_cf), stats, counts, transitions }
+    FlexCodeInputs { x_sem: SemanticInput::Embeddings(t(x_sem)), x_cf: t(x_cf), stats, counts, transitions }
 }
 
-fn toy_config() -> TokenizerConfig {
+pub(super) fn toy_config() -> TokenizerConfig {
     TokenizerConfig {
         kind: TokenizerKind::Flexcode,
         levels: 3,
@@ -236,11 +236,12 @@ fn bad_inputs_are_errors_naming_the_problem() {
     stats[4][1] = f32::NAN;
     let e = err(FlexCodeInputs { stats, ..good.clone() }, &cfg);
     assert!(e.contains("stats of item 4"), "{e}");
-    let mut x: Vec<f32> = good.x_sem.clone().into_data().try_into_vec_as().unwrap();
+    let SemanticInput::Embeddings(x_sem) = &good.x_sem else { unreachable!() };
+    let mut x: Vec<f32> = x_sem.clone().into_data().try_into_vec_as().unwrap();
     x[3] = f32::NAN;
     x[9] = f32::INFINITY;
     let x_sem = Tensor::<2>::from_data(TensorData::new(x, [ITEMS, DIM]), &d);
-    let e = err(FlexCodeInputs { x_sem, ..good.clone() }, &cfg);
+    let e = err(FlexCodeInputs { x_sem: SemanticInput::Embeddings(x_sem), ..good.clone() }, &cfg);
     assert!(e.contains("x_sem holds 2 NaN or infinite values"), "{e}");
     let mut bad = cfg.clone();
     bad.flexcode.align_temperature = 0.0;
@@ -258,7 +259,7 @@ fn the_router_gets_gradient_from_the_transition_loss() {
     let d = Device::flex();
     let inputs = toy(&d);
     let mut cfg = toy_config();
-    let model = model_config(&cfg, DIM, DIM, 3).init(&d);
+    let model = model_config(&cfg, Some(DIM), DIM, 3).init(&d);
     let data = TrainData::new(&inputs, &d);
     let catalogue = model.catalogue(&data.x_sem, &data.x_cf, &data.stats, 64);
     let ad = d.clone().autodiff();
@@ -291,7 +292,8 @@ fn alignment_pulls_the_two_latents_together() {
     let d = Device::flex();
     let mut inputs = toy(&d);
     // Both embeddings carry the same information: the CF one is a scaled, rotated copy.
-    let x: Vec<f32> = inputs.x_sem.clone().into_data().try_into_vec_as().unwrap();
+    let SemanticInput::Embeddings(x_sem) = &inputs.x_sem else { unreachable!() };
+    let x: Vec<f32> = x_sem.clone().into_data().try_into_vec_as().unwrap();
     let cf: Vec<f32> = x.chunks(DIM).flat_map(|r| (0..DIM).map(move |c| 0.5 * r[(c + 3) % DIM])).collect();
     inputs.x_cf = Tensor::from_data(TensorData::new(cf, [ITEMS, DIM]), &d);
     let mut cfg = toy_config();

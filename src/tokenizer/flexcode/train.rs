@@ -18,6 +18,10 @@
 //! `2 x items x levels x code_dim` floats (about 100 MB for 100k items, 4 levels of width 32).
 //! tau is constant within an epoch and follows [`FlexCodeConfig::tau`] across epochs.
 //!
+//! With a fixed semantic index ([`super::fixed`]) there is no semantic RQ-VAE: `recon_sem` and
+//! `quant_sem` are 0, the semantic latent of the alignment is the sum of the items' code vectors
+//! (which the alignment trains), and the catalogue's semantic levels are those vectors.
+//!
 //! Everything stays on the device: the epoch's permutation and transition sample are uploaded
 //! once, the loss terms are summed on the device, and one read-back per epoch fetches the log
 //! line (loss means, mean CF share, codes re-seeded).
@@ -34,7 +38,8 @@ use serde::Serialize;
 use super::config::FlexCodeConfig;
 use super::ids::{assign_flex_ids, FlexIds};
 use super::losses::{balance, fixed_level_weights, info_nce, level_weights, smoothness, symmetric_info_nce};
-use super::model::{Catalogue, FlexCode, FlexCodeModelConfig};
+use super::fixed::{codes_tensor, FixedCodes};
+use super::model::{Catalogue, FlexCode, FlexCodeModelConfig, SemanticData, SemanticSide};
 use super::report::{flex_metrics, FlexCodeMetrics};
 use crate::kernels::matmul::linear;
 use crate::tokenizer::config::TokenizerConfig;
@@ -42,12 +47,22 @@ use crate::tokenizer::quantizer::QuantizeOptions;
 use crate::tokenizer::rqvae::{RqVae, RqVaeConfig};
 use crate::tokenizer::train::{code_counts, kmeans_init, permutation, reset_dead_codes_lazily, TrainOptions};
 
-/// What FlexCode trains on: plain host data and two embedding matrices, all of the training
-/// split only (computed by the caller).
+/// The semantic side's input.
+#[derive(Debug, Clone)]
+pub enum SemanticInput {
+    /// `[items, d_sem]` text embeddings, dense item order: a semantic RQ-VAE is trained on them.
+    Embeddings(Tensor<2>),
+    /// `[items][levels]` fixed semantic codes, dense item order (a ready-made index's first L
+    /// levels, [`super::fixed`]): no semantic RQ-VAE, trainable code tables instead.
+    Codes(Vec<Vec<u32>>),
+}
+
+/// What FlexCode trains on: plain host data and two embedding matrices (or the CF embeddings
+/// and fixed semantic codes), all of the training split only (computed by the caller).
 #[derive(Debug, Clone)]
 pub struct FlexCodeInputs {
-    /// `[items, d_sem]` text embeddings, dense item order.
-    pub x_sem: Tensor<2>,
+    /// The semantic side: text embeddings or fixed codes.
+    pub x_sem: SemanticInput,
     /// `[items, d_cf]` CF embeddings, dense item order.
     pub x_cf: Tensor<2>,
     /// Per item: standardised log(1 + count), popularity percentile in [0, 1], recency in [0, 1].
@@ -111,7 +126,10 @@ pub struct FlexCodeResult {
 impl FlexCodeInputs {
     /// Checks row counts, ranges and values; returns the number of items or what is wrong.
     pub fn validate(&self) -> Result<usize, String> {
-        let [n, d_sem] = self.x_sem.dims();
+        let [n, d_sem] = match &self.x_sem {
+            SemanticInput::Embeddings(x) => x.dims(),
+            SemanticInput::Codes(c) => [c.len(), c.first().map_or(0, Vec::len)],
+        };
         let [n_cf, d_cf] = self.x_cf.dims();
         if n == 0 || d_sem == 0 || d_cf == 0 {
             return Err(format!("empty embeddings: x_sem is {n} x {d_sem}, x_cf is {n_cf} x {d_cf}"));
@@ -121,7 +139,16 @@ impl FlexCodeInputs {
                 return Err(format!("{what} has {rows} rows, but x_sem has {n} (one row per item, dense-id order)"));
             }
         }
-        for (what, x) in [("x_sem", &self.x_sem), ("x_cf", &self.x_cf)] {
+        if let SemanticInput::Codes(c) = &self.x_sem {
+            if let Some(i) = c.iter().position(|row| row.len() != d_sem) {
+                return Err(format!("fixed semantic codes: item {i} has {} levels, item 0 has {d_sem}", c[i].len()));
+            }
+        }
+        let mut dense = vec![("x_cf", &self.x_cf)];
+        if let SemanticInput::Embeddings(x) = &self.x_sem {
+            dense.insert(0, ("x_sem", x));
+        }
+        for (what, x) in dense {
             let [r, c] = x.dims();
             let finite: i64 = x.clone().is_finite().int().sum().into_scalar();
             if finite != (r * c) as i64 {
@@ -140,8 +167,8 @@ impl FlexCodeInputs {
 
 /// Device copies of the inputs.
 pub(crate) struct TrainData {
-    /// `[items, d_sem]`.
-    pub x_sem: Tensor<2>,
+    /// `[items, d_sem]` embeddings or `[items, levels]` fixed codes.
+    pub x_sem: SemanticData,
     /// `[items, d_cf]`.
     pub x_cf: Tensor<2>,
     /// `[items, 3]`.
@@ -157,7 +184,10 @@ impl TrainData {
         let mut order: Vec<i64> = (0..n as i64).collect();
         order.sort_by_key(|&i| (inputs.counts[i as usize], i));
         Self {
-            x_sem: inputs.x_sem.clone().without_autodiff().to_device(device),
+            x_sem: match &inputs.x_sem {
+                SemanticInput::Embeddings(x) => SemanticData::Embeddings(x.clone().without_autodiff().to_device(device)),
+                SemanticInput::Codes(c) => SemanticData::Codes(codes_tensor(c, device)),
+            },
             x_cf: inputs.x_cf.clone().without_autodiff().to_device(device),
             stats: Tensor::from_data(TensorData::new(stats, [n, 3]), device),
             order: Tensor::from_ints(TensorData::new(order, [n]), device),
@@ -183,7 +213,8 @@ pub(crate) struct StepLosses {
     pub transition: Tensor<1>,
     pub balance: Tensor<1>,
     pub smooth: Tensor<1>,
-    /// `[batch, levels]` codes of the item batch in the semantic codebook.
+    /// `[batch, levels]` codes of the item batch in the semantic codebook (the fixed ones with
+    /// a fixed index).
     pub sem_codes: Tensor<2, Int>,
     /// `[batch, levels]` codes of the item batch in the CF codebook.
     pub cf_codes: Tensor<2, Int>,
@@ -229,11 +260,16 @@ pub(crate) fn step_losses(
     let f = &cfg.flexcode;
     let levels = cfg.levels;
     let opts = QuantizeOptions { beta: cfg.beta, sinkhorn: cfg.sinkhorn.then_some((cfg.sinkhorn_epsilon, cfg.sinkhorn_iters)) };
-    let xs = data.x_sem.clone().select(0, batch.items.clone());
     let xc = data.x_cf.clone().select(0, batch.items.clone());
-    let (zs, sem_recon, sem_quant, sem_codes) = rqvae_step(&model.sem, xs, opts);
     let (zc, cf_recon, cf_quant, cf_codes) = rqvae_step(&model.cf, xc, opts);
-    let zero = || sem_recon.zeros_like();
+    let zero = || cf_recon.zeros_like();
+    let (zs, sem_recon, sem_quant, sem_codes) = match (&model.sem, data.x_sem.select(batch.items.clone())) {
+        (SemanticSide::RqVae(rq), SemanticData::Embeddings(xs)) => rqvae_step(rq, xs, opts),
+        // Fixed codes: nothing to reconstruct or quantise; the latent is the sum of the code
+        // vectors, which the alignment trains.
+        (SemanticSide::Fixed(t), SemanticData::Codes(c)) => (t.latent(c.clone()), zero(), zero(), c),
+        _ => unreachable!("train_flexcode builds the semantic side for its input"),
+    };
     let align = if f.lambda_align > 0.0 {
         symmetric_info_nce(linear(&model.proj_sem, zs), linear(&model.proj_cf, zc), f.align_temperature)
     } else {
@@ -264,7 +300,12 @@ pub(crate) fn step_losses(
                 Some(a) => level_weights(a.clone().select(0, idx.clone()), levels, tau),
                 None => fixed_level_weights(2 * tb, levels, f.fixed_cf_tokens, &idx.device()),
             };
-            let q_sem = contributions(&model.sem, &data.x_sem, &catalogue.sem_levels);
+            let q_sem = match (&model.sem, &data.x_sem) {
+                (SemanticSide::RqVae(rq), SemanticData::Embeddings(x)) => contributions(rq, x, &catalogue.sem_levels),
+                // The fixed codes' vectors: live (with gradient) or the epoch's snapshot.
+                (SemanticSide::Fixed(t), SemanticData::Codes(c)) if f.transition_to_encoders => t.contributions(c.clone().select(0, idx.clone())),
+                _ => catalogue.sem_levels.clone().select(0, idx.clone()),
+            };
             let q_cf = contributions(&model.cf, &data.x_cf, &catalogue.cf_levels);
             let fused = model.fused(q_sem, w_sem, q_cf, w_cf); // [2 tb, shared_dim]
             let pred = linear(&model.predictor, fused.clone().slice(0..tb));
@@ -275,8 +316,9 @@ pub(crate) fn step_losses(
     StepLosses { sem_recon, sem_quant, cf_recon, cf_quant, align, transition, balance: bal, smooth, sem_codes, cf_codes }
 }
 
-/// The architecture `cfg` describes for embeddings of widths `d_sem` and `d_cf`.
-pub fn model_config(cfg: &TokenizerConfig, d_sem: usize, d_cf: usize, seed: u64) -> FlexCodeModelConfig {
+/// The architecture `cfg` describes for embeddings of widths `d_sem` and `d_cf` (`d_sem` = `None`:
+/// fixed semantic codes, code tables instead of the semantic RQ-VAE).
+pub fn model_config(cfg: &TokenizerConfig, d_sem: Option<usize>, d_cf: usize, seed: u64) -> FlexCodeModelConfig {
     let rq = |d: usize, hidden: &[usize], seed: u64| {
         RqVaeConfig::new(d)
             .with_hidden(hidden.to_vec())
@@ -286,10 +328,11 @@ pub fn model_config(cfg: &TokenizerConfig, d_sem: usize, d_cf: usize, seed: u64)
             .with_seed(seed)
     };
     let cf_hidden = cfg.flexcode.cf_hidden.as_deref().unwrap_or(&cfg.hidden);
-    FlexCodeModelConfig::new(rq(d_sem, &cfg.hidden, seed), rq(d_cf, cf_hidden, seed.wrapping_add(1)))
+    FlexCodeModelConfig::new(rq(d_sem.unwrap_or(1), &cfg.hidden, seed), rq(d_cf, cf_hidden, seed.wrapping_add(1)))
         .with_shared_dim(cfg.flexcode.shared_dim)
         .with_router_hidden(cfg.flexcode.router_hidden)
         .with_seed(seed.wrapping_add(2))
+        .with_fixed_semantic(d_sem.is_none())
 }
 
 /// Trains FlexCode on `inputs` with the `[tokenizer]` settings `cfg` (its `flexcode` section;
@@ -309,10 +352,24 @@ pub fn train_flexcode(
     if f.router && f.lambda_transition > 0.0 && inputs.transitions.is_empty() {
         return Err("no training transitions: the router learns from them (or set tokenizer.flexcode.lambda_transition = 0)".into());
     }
+    if let SemanticInput::Codes(codes) = &inputs.x_sem {
+        f.check_fixed_semantic().map_err(|(k, m)| format!("{k}: {m}"))?;
+        let width = codes.first().map_or(0, Vec::len);
+        if width != cfg.levels {
+            return Err(format!("fixed semantic codes have {width} levels, the token budget tokenizer.levels is {}", cfg.levels));
+        }
+        if let Some((i, c)) = codes.iter().enumerate().find_map(|(i, row)| row.iter().find(|&&c| c as usize >= cfg.codebook_size).map(|&c| (i, c))) {
+            return Err(format!("fixed semantic code {c} of item {i} is beyond tokenizer.codebook_size = {}", cfg.codebook_size));
+        }
+    }
     let device = device.clone().without_autodiff();
     let data = TrainData::new(inputs, &device);
     let seed = cfg.seed.unwrap_or(0);
-    let arch = model_config(cfg, data.x_sem.dims()[1], data.x_cf.dims()[1], seed);
+    let d_sem = match &data.x_sem {
+        SemanticData::Embeddings(x) => Some(x.dims()[1]),
+        SemanticData::Codes(_) => None,
+    };
+    let arch = model_config(cfg, d_sem, data.x_cf.dims()[1], seed);
     let model = arch.init(&device);
     let kopts = |seed| TrainOptions {
         kmeans_iters: cfg.kmeans_iters,
@@ -321,11 +378,18 @@ pub fn train_flexcode(
         seed,
         ..TrainOptions::default()
     };
-    let model = FlexCode {
-        sem: kmeans_init(model.sem, &data.x_sem, &kopts(seed)),
-        cf: kmeans_init(model.cf, &data.x_cf, &kopts(seed.wrapping_add(1))),
-        ..model
+    let cf = kmeans_init(model.cf, &data.x_cf, &kopts(seed.wrapping_add(1)));
+    let sem = match (model.sem, &data.x_sem) {
+        (SemanticSide::RqVae(rq), SemanticData::Embeddings(x)) => SemanticSide::RqVae(kmeans_init(rq, x, &kopts(seed))),
+        (SemanticSide::Fixed(_), SemanticData::Codes(_)) => {
+            // At the scale of the CF codebooks (see `fixed`): rms of CF level-1 codes / sqrt(L).
+            let rms: f32 = cf.quantizer.codebooks[0].val().powi_scalar(2).mean().sqrt().into_scalar();
+            let std = (rms as f64 / (cfg.levels as f64).sqrt()).max(1e-3);
+            SemanticSide::Fixed(FixedCodes::init(cfg.levels, cfg.codebook_size, cfg.code_dim, std, arch.sem.seed, &device))
+        }
+        _ => unreachable!("model_config matches the semantic input"),
     };
+    let model = FlexCode { sem, cf, ..model };
     let mut catalogue = model.catalogue(&data.x_sem, &data.x_cf, &data.stats, cfg.encode_batch);
     let mut model = model.to_device(&device.clone().autodiff()).train();
     let mut optim = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).with_epsilon(1e-8).init();
@@ -359,7 +423,9 @@ pub fn train_flexcode(
             let total_plain = total.clone().detach().without_autodiff();
             sums = sums + Tensor::cat(vec![out.terms(), total_plain], 0);
             if cfg.reset_dead_codes {
-                counts.0 = counts.0 + code_counts(out.sem_codes.clone(), k);
+                if matches!(model.sem, SemanticSide::RqVae(_)) {
+                    counts.0 = counts.0 + code_counts(out.sem_codes.clone(), k);
+                }
                 counts.1 = counts.1 + code_counts(out.cf_codes.clone(), k);
             }
             let grads = GradientsParams::from_grads(total.backward(), &model);
@@ -367,7 +433,14 @@ pub fn train_flexcode(
         }
         let mut moved = Tensor::<1>::zeros([2 * levels], &device);
         if cfg.reset_dead_codes && epoch < cfg.epochs {
-            let (sem, moved_sem) = reset_dead_codes_lazily(model.sem, counts.0, &data.x_sem, &mut rng);
+            // Fixed codes have no dead codes to re-seed: the index's are what they are.
+            let (sem, moved_sem) = match (model.sem, &data.x_sem) {
+                (SemanticSide::RqVae(rq), SemanticData::Embeddings(x)) => {
+                    let (rq, moved) = reset_dead_codes_lazily(rq, counts.0, x, &mut rng);
+                    (SemanticSide::RqVae(rq), moved)
+                }
+                (sem, _) => (sem, Tensor::<1>::zeros([levels], &device)),
+            };
             let (cf, moved_cf) = reset_dead_codes_lazily(model.cf, counts.1, &data.x_cf, &mut rng);
             model = FlexCode { sem, cf, ..model };
             moved = Tensor::cat(vec![moved_sem, moved_cf], 0);
@@ -407,6 +480,7 @@ pub fn train_flexcode(
     }
     let model = model.valid();
     let ids = assign_flex_ids(&model, &data, cfg)?;
-    let metrics = flex_metrics(&ids, &inputs.counts, cfg, started.elapsed().as_secs_f64());
+    let fixed = matches!(model.sem, SemanticSide::Fixed(_));
+    let metrics = flex_metrics(&ids, &inputs.counts, cfg, fixed, started.elapsed().as_secs_f64());
     Ok(FlexCodeResult { model, ids, counts: inputs.counts.clone(), log, metrics })
 }
