@@ -7,7 +7,12 @@
 //! ```sh
 //! cargo bench --bench item_attention            # both devices
 //! cargo bench --bench item_attention -- wgpu    # criterion's name filter
+//! SIDREC_BENCH_DEVICES=auto cargo bench --bench item_attention -- --quick   # a GPU machine
 //! ```
+//! `SIDREC_BENCH_DEVICES` (comma-separated `--device` names) replaces the default `wgpu-cpu,cpu`.
+//! On every device with the kernel, a JSON line (`"check": "item_attention"`) first gives the
+//! largest difference between the kernel and the reference: the output, and the gradients of a
+//! randomly weighted sum of it.
 //!
 //! `cargo bench --bench item_attention -- discrec_block` (plain timed loop, printed) times the
 //! whole training step of both DiscRec blocks (encoder block over
@@ -16,10 +21,12 @@
 
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use criterion::{criterion_group, criterion_main, Criterion};
-use sidrec::cli::device::DeviceChoice;
 use sidrec::kernels::item_attention::{item_local_attention, item_local_attention_reference};
+use sidrec::kernels::Capabilities;
 use sidrec::model::discrec::DiscRecConfig;
 use sidrec::model::EncoderBatch;
+
+mod common;
 
 const BATCH: usize = 256;
 const ITEMS: usize = 20;
@@ -69,6 +76,29 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, paths: &[(&str, 
     group.finish();
 }
 
+/// Prints, as one JSON line, the largest difference between the kernel and the reference on
+/// `device`: the output, and `dq`, `dk`, `dv` of a randomly weighted sum of it.
+fn check(name: &str, device: &Device) {
+    let ad = device.clone().autodiff();
+    let shape = [BATCH, SEQ, HEADS, D_KV];
+    let slot = slots(&ad);
+    let qkv = [0; 3].map(|_| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad));
+    let weight = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad);
+    let run = |f: Attention| {
+        let [q, k, v] = qkv.clone().map(|t| t.require_grad());
+        let out = f(q.clone(), k.clone(), v.clone(), slot.clone(), ID_LEN);
+        let grads = (out.clone() * weight.clone()).sum().backward();
+        let [dq, dk, dv] = [&q, &k, &v].map(|t| t.grad(&grads).expect("a gradient"));
+        [out.inner(), dq, dk, dv]
+    };
+    let (kernel, reference) = (run(item_local_attention), run(item_local_attention_reference));
+    let diff: Vec<f32> = kernel.into_iter().zip(reference).map(|(a, b)| (a - b).abs().max().into_scalar::<f32>()).collect();
+    println!(
+        "{{\"check\": \"item_attention\", \"device\": \"{name}\", \"batch\": {BATCH}, \"seq\": {SEQ}, \"max_abs_diff_out\": {:.3e}, \"max_abs_diff_dq\": {:.3e}, \"max_abs_diff_dk\": {:.3e}, \"max_abs_diff_dv\": {:.3e}}}",
+        diff[0], diff[1], diff[2], diff[3]
+    );
+}
+
 /// Both DiscRec blocks, forward + backward, at d_model 128 (the kernel where the device has it).
 fn bench_block(name: &str, device: &Device) {
     let ad = device.clone().autodiff();
@@ -109,18 +139,17 @@ fn benches(c: &mut Criterion) {
     // Only on request (the filter `discrec_block`): it is slow on lavapipe.
     let block = std::env::args().any(|a| a.contains("discrec_block"));
     let both: [(&str, Attention); 2] = [("kernel", item_local_attention), ("reference", item_local_attention_reference)];
-    match DeviceChoice::WgpuCpu.init() {
-        Ok(device) => {
-            bench_device(c, "wgpu-cpu", &device, &both);
-            if block {
-                bench_block("wgpu-cpu", &device);
-            }
+    for name in common::env_devices(&["wgpu-cpu", "cpu"]) {
+        let Some((_, device)) = common::init_device(&name) else { continue };
+        // The CPU backend has no kernel: only the reference runs there.
+        let paths = if Capabilities::of(&device).wgsl_kernels { &both[..] } else { &both[1..] };
+        if paths.len() == 2 {
+            check(&name, &device);
         }
-        Err(e) => eprintln!("skipping wgpu-cpu: {e:#}"),
-    }
-    bench_device(c, "cpu", &Device::flex(), &both[1..]);
-    if block {
-        bench_block("cpu", &Device::flex());
+        bench_device(c, &name, &device, paths);
+        if block {
+            bench_block(&name, &device);
+        }
     }
 }
 

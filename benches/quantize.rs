@@ -5,7 +5,13 @@
 //!
 //! ```sh
 //! cargo bench --bench quantize [-- FILTER]   # e.g. -- wgpu-cpu
+//! SIDREC_BENCH_DEVICES=auto SIDREC_QUANTIZE_ROWS=12101,100000 cargo bench --bench quantize -- --quick '^quantize/'
 //! ```
+//! `SIDREC_BENCH_DEVICES` (comma-separated `--device` names) replaces the default `wgpu-cpu,cpu`,
+//! e.g. `auto` on a GPU machine; `SIDREC_QUANTIZE_ROWS` replaces the row counts. On every device
+//! with the kernel, a JSON line (`"check": "quantize"`) first gives how many of the kernel's
+//! indices differ from the reference's (near-ties can differ in the last float bit) and the
+//! largest distance difference.
 //! Two groups: `quantize` measures wall-clock time (criterion's default); `quantize-cpu` measures
 //! the CPU time of this whole process (all threads, lavapipe's workers included), which another
 //! job on the machine does not inflate, so the kernel/reference ratio stays meaningful on a
@@ -26,12 +32,37 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Samplin
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use sidrec::cli::device::DeviceChoice;
-use sidrec::kernels::quantize::{nearest_code, nearest_code_reference, NearestCode};
+use sidrec::kernels::quantize::{kernel_available, nearest_code, nearest_code_reference, NearestCode};
+
+mod common;
 
 const D: usize = 32;
 const K: usize = 256;
 const SIZES: [usize; 2] = [12_101, 100_000];
+
+/// The row counts: `SIDREC_QUANTIZE_ROWS` (comma-separated), else [`SIZES`].
+fn sizes() -> Vec<usize> {
+    match std::env::var("SIDREC_QUANTIZE_ROWS") {
+        Ok(v) if !v.trim().is_empty() => v
+            .split(',')
+            .map(|n| n.trim().parse().unwrap_or_else(|_| panic!("SIDREC_QUANTIZE_ROWS takes numbers, not {n:?}")))
+            .collect(),
+        _ => SIZES.to_vec(),
+    }
+}
+
+/// Prints, as one JSON line, how far the kernel's result is from the reference's on `x`.
+fn check(dev: &str, x: &Tensor<2>, codebook: &Tensor<2>) {
+    let (k, r) = (nearest_code(x.clone(), codebook.clone()), nearest_code_reference(x.clone(), codebook.clone()));
+    let (ki, ri) = (k.index.into_data(), r.index.into_data());
+    let mismatches = ki.iter::<i64>().zip(ri.iter::<i64>()).filter(|(a, b)| a != b).count();
+    let (kd, rd) = (k.dist.into_data(), r.dist.into_data());
+    let diff = kd.iter::<f32>().zip(rd.iter::<f32>()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    println!(
+        "{{\"check\": \"quantize\", \"device\": \"{dev}\", \"rows\": {}, \"codes\": {K}, \"index_mismatches\": {mismatches}, \"max_abs_dist_diff\": {diff:.3e}}}",
+        x.dims()[0]
+    );
+}
 
 type Path = fn(Tensor<2>, Tensor<2>) -> NearestCode;
 
@@ -110,21 +141,18 @@ fn cpu(c: &mut Criterion<ProcessCpuTime>) {
 fn quantize<M: Measurement>(c: &mut Criterion<M>, name: &str) {
     let mut group = c.benchmark_group(name);
     group.sample_size(10).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(10));
-    for choice in [DeviceChoice::WgpuCpu, DeviceChoice::Cpu] {
-        let device = match choice.init() {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("skipped {choice}: {e:#}");
-                continue;
-            }
-        };
+    for choice in common::env_devices(&["wgpu-cpu", "cpu"]) {
+        let Some((_, device)) = common::init_device(&choice) else { continue };
         let mut rng = StdRng::seed_from_u64(3);
         let codebooks = [random(&mut rng, K, &device), random(&mut rng, K, &device)];
-        for n in SIZES {
+        for n in sizes() {
             let x = random(&mut rng, n, &device);
             let mut paths: Vec<(&str, Path)> = vec![("reference", nearest_code_reference)];
-            if choice != DeviceChoice::Cpu {
+            if kernel_available(&device) {
                 paths.insert(0, ("kernel", nearest_code));
+                if name == "quantize" {
+                    check(&choice, &x, &codebooks[0]);
+                }
             }
             for (name, path) in paths {
                 for i in 0..3 {

@@ -1,6 +1,8 @@
 //! Command-line handling shared by the plain timed benchmarks (`embed`, `beam_search`,
 //! `rqvae_epoch`, `train_step`): `--flag value` arguments and the devices to run on. Each benchmark includes
-//! it with `mod common;` and uses the part it needs.
+//! it with `mod common;` and uses the part it needs. The criterion benchmarks (`quantize`,
+//! `item_attention`), whose command line is criterion's, take their devices from
+//! `SIDREC_BENCH_DEVICES` instead ([`env_devices`]).
 #![allow(dead_code)]
 
 use burn::tensor::Device;
@@ -45,6 +47,23 @@ impl Args {
         } else {
             named
         }
+    }
+}
+
+/// The devices named in `SIDREC_BENCH_DEVICES` (comma-separated `--device` names, e.g. `auto`
+/// on a GPU machine), or `default` when it is unset or empty.
+pub fn env_devices(default: &[&str]) -> Vec<String> {
+    let named: Vec<String> = std::env::var("SIDREC_BENCH_DEVICES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if named.is_empty() {
+        default.iter().map(|d| d.to_string()).collect()
+    } else {
+        named
     }
 }
 
