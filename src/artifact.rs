@@ -30,10 +30,13 @@ pub fn write_atomic(
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".sidrec-tmp-")
-        .tempfile_in(dir)
-        .map_err(err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".sidrec-tmp-");
+    // The permissions of any new file (0666 less the umask), not the temporary file's 0600:
+    // exported weights, metrics and checkpoints are meant to be shared and read by other tools.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).map_err(err)?;
     {
         let mut buf = std::io::BufWriter::new(tmp.as_file_mut());
         write(&mut buf).map_err(err)?;
@@ -71,6 +74,20 @@ pub fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn written_files_get_the_usual_permissions_not_the_temporary_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.json");
+        // SAFETY: umask only changes the process's file-creation mask; restored below.
+        let old = unsafe { libc::umask(0o022) };
+        let written = write_bytes(&path, b"{}");
+        unsafe { libc::umask(old) };
+        written.unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+    }
 
     #[test]
     fn writes_and_replaces_without_leftovers() {
